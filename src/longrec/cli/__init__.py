@@ -1,0 +1,1 @@
+"""The `longrec` command line: thin typer commands over the library."""

@@ -1,0 +1,30 @@
+"""Model names -> classes, imported lazily so `import longrec` stays light."""
+
+from __future__ import annotations
+
+import importlib
+
+from longrec.errors import ConfigError
+
+MODELS: dict[str, str] = {
+    "pop": "longrec.models.pop:MostPopular",
+    "itemknn": "longrec.models.itemknn:ItemKNN",
+    "ease": "longrec.models.ease:EASE",
+    "bpr": "longrec.models.bpr:BPRMF",
+}
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_model_class(name: str):
+    key = name.strip().lower()
+    if key not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(available_models())}.")
+    module, attr = MODELS[key].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create_model(name: str, config: dict | None = None):
+    return get_model_class(name)(config or {})

@@ -1,0 +1,167 @@
+"""File-in, file-out steps shared by the CLI and the benchmarks (one code path).
+
+    train_from_files("ease", train="train.csv", valid="valid.csv", items="ml.item", out="runs/ease")
+    recommend_to_file("runs/ease", k=10, histories=["valid.csv"], users="test_users.csv", output="recs.csv")
+    evaluate_files("recs.csv", "test.csv", ks=[10, 20], output="metrics.json")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from longrec.data.dataset import Dataset
+from longrec.errors import ConfigError, DataError, LongrecError
+
+PathLike = str | os.PathLike
+
+
+def load_model_config(path: PathLike | None, model: str) -> dict:
+    """Read a model config TOML: either flat keys, or a [config] table (optionally with a
+    top-level `model = "NAME"` that must agree with --model)."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist.")
+    try:
+        doc = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p} is not valid TOML: {e}.") from e
+    named = doc.get("model")
+    if isinstance(named, str) and named.lower() != model.lower():
+        raise ConfigError(f"{p} is a config for model {named!r} but --model is {model!r}.")
+    cfg = doc.get("config", {k: v for k, v in doc.items() if k != "model"})
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{p}: [config] must be a table of model settings.")
+    return cfg
+
+
+def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,
+                       unknown_items: str = "warn", name: str = "") -> Dataset:
+    from longrec.data.readers import dataset_from_frames
+
+    return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
+                               name=name or Path(train).stem)
+
+
+def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
+                     items: PathLike | None = None, users: PathLike | None = None,
+                     config: PathLike | dict | None = None, seed: int | None = None,
+                     meta: dict | None = None):
+    """Train `model` on the files, save it to `out`, return the fitted model."""
+    from longrec.data.readers import read_interactions
+    from longrec.models.registry import get_model_class
+
+    klass = get_model_class(model)
+    cfg = dict(config) if isinstance(config, dict) else load_model_config(config, model)
+    if seed is not None:
+        cfg["seed"] = seed
+    m = klass(cfg)  # validates the config before any data is read
+    train_ds = read_dataset_files(train, items, users)
+    if meta:
+        train_ds.meta.update(meta)
+    valid_ds = train_ds.with_interactions(read_interactions(valid)) if valid is not None else None
+    m.fit(train_ds, valid_ds)
+    m.save(out)
+    return m
+
+
+def _atomic_write(path: PathLike, write) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
+                      users: PathLike | None = None, all_users: bool = False,
+                      candidates: PathLike | None = None, progress: bool = False) -> pd.DataFrame:
+    """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
+
+    Training interactions are always history; each history file adds interactions known at
+    inference time; every history item is excluded. Users: from `users` (a file with a
+    user_id column), or every user seen in training or the histories (`all_users`, the
+    default when no users file is given)."""
+    from longrec.data.readers import read_id_list, read_interactions
+    from longrec.models.base import Recommender
+
+    if k < 1:
+        raise LongrecError(f"--k must be a positive integer, got {k}.")
+    model = Recommender.load(model_dir)
+    hist = [read_interactions(h) for h in histories]
+    hist_df = pd.concat(hist, ignore_index=True) if hist else None
+    if users is not None and all_users:
+        raise LongrecError("pass either --users FILE or --all-users, not both.")
+    if users is not None:
+        user_ids = read_id_list(users, "user_id")
+    else:
+        known = pd.Series(model.vocab_.users.ids[np.diff(model.seen_.indptr) > 0], dtype=object)
+        extra = pd.Series(hist_df["user_id"].unique() if hist_df is not None else [], dtype=object)
+        user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
+    cand = read_id_list(candidates, "item_id") if candidates is not None else None
+    recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=True, candidates=cand,
+                           progress=progress)
+    _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
+    meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
+    meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
+                 "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
+                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    Path(f"{output}.meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return recs
+
+
+def read_recs(path: PathLike) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"recommendations file {p} does not exist.")
+    try:
+        recs = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{p}: cannot read recommendations ({e}). Expected CSV with user_id,item_id,rank,score.") from e
+    missing = {"user_id", "item_id"} - set(recs.columns)
+    if missing or not ({"rank", "score"} & set(recs.columns)):
+        raise DataError(f"{p}: recommendations need columns user_id,item_id and rank or score; "
+                        f"found {list(recs.columns)}.")
+    return recs
+
+
+def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), catalog: PathLike | None = None,
+                   output: PathLike | None = None, extra_meta: dict | None = None) -> dict:
+    """Metrics of saved recommendations against held-out truth; writes METRICS.json if asked."""
+    from longrec.data.readers import read_id_list, read_interactions
+    from longrec.metrics.ranking import evaluate
+
+    r = read_recs(recs)
+    t = read_interactions(truth)
+    cat = read_id_list(catalog, "item_id") if catalog is not None else None
+    metrics = evaluate(r, t, ks=tuple(ks), catalog=cat)
+    side = Path(f"{recs}.meta.json")
+    provenance = json.loads(side.read_text()) if side.is_file() else {}
+    result = {
+        "metrics": {k: (float(v) if not isinstance(v, (int, np.integer)) else int(v)) for k, v in metrics.items()},
+        "ks": list(ks),
+        "recs": str(recs), "truth": str(truth), "catalog": str(catalog) if catalog else None,
+        "truth_fingerprint": Dataset(t).fingerprint(),
+        "protocol": provenance.get("protocol"), "split_seed": provenance.get("split_seed"),
+        "seed": provenance.get("seed"), "model": provenance.get("model"),
+        "train_fingerprint": provenance.get("data_fingerprint"),
+        **(extra_meta or {}),
+    }
+    if output is not None:
+        _atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    return result
