@@ -18,7 +18,7 @@ from pydantic import Field
 class EASEConfig(ModelConfig):
     l2: float = Field(500.0, gt=0, description="ridge penalty λ (used when not tuned)")
     tune_l2: bool = Field(True, description="with a validation split, pick λ from l2_grid")
-    l2_grid: list[float] = [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]
+    l2_grid: list[float] = [100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 800.0, 1200.0]
     max_items: int = Field(30_000, description="refuse larger catalogues (dense n_items² memory)")
 
 
