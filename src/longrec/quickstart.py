@@ -32,7 +32,7 @@ def run_quickstart(dataset: str = "ml-100k", model: str = "ease", user=None, out
     test_users = test.interactions["user_id"].unique()
     # train + valid are the history at test time, exactly as the protocol says
     recs = m.recommend(users=test_users, histories=valid.interactions, k=20)
-    res = evaluate(recs, test.interactions, ks=(10, 20))
+    res = evaluate(recs, test.interactions, ks=(10, 20), catalog=m.vocab_.items.ids)
     table = Table("metric", "test", title=f"{model} on {dataset} P1 (test)")
     for name in ("NDCG@10", "Recall@10", "Hit@10", "MRR@10", "NDCG@20", "Recall@20", "ItemCoverage@10", "Gini@10"):
         if name in res:

@@ -105,16 +105,38 @@ def _print_metrics(metrics: dict) -> None:
     console.print(t)
 
 
+OPTIONAL_COMMANDS = (
+    ("longrec.cli.ask", "ask", "ask"),
+)
+
+
 def _register_optional() -> None:
-    """Commands contributed by other subpackages (each module defines one function)."""
+    """Commands contributed by other subpackages (each module defines one function and
+    imports its heavy dependencies inside it). A module that fails to import still gets a
+    command, which explains the failure instead of breaking the whole CLI."""
     import importlib
 
-    for module, attr, name in (("longrec.cli.ask", "ask", "ask"),):
+    for module, attr, name in OPTIONAL_COMMANDS:
         try:
             fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue
+            fn = _broken(name, e)
+        except (ImportError, AttributeError) as e:
+            fn = _broken(name, e)
         app.command(name)(handle_errors(fn))
+
+
+def _broken(name: str, err: Exception):
+    def command() -> None:
+        from longrec.errors import LongrecError
+
+        raise LongrecError(f"`longrec {name}` is unavailable: {err}. Install the extra it needs "
+                           "(e.g. `pip install -e '.[all]'`).")
+
+    command.__doc__ = f"(unavailable: {err})"
+    return command
 
 
 _register_optional()
