@@ -1,0 +1,55 @@
+"""`longrec ask "TEXT" --items ITEMS --output RECS.csv`: rank items for a free-text request.
+
+The request and every item's text (`longrec.lm.item_texts`) are embedded with the default
+encoder (the packaged all-MiniLM-L6-v2; `$LONGREC_ENCODER` picks another, e.g. `onnx`), item
+vectors come from the on-disk embedding cache after the first run, and the k items with the
+highest cosine similarity are written as RECS.csv (user_id empty, item_id, rank, score).
+
+`--model DIR` is used only when DIR holds a saved `ItemIndex` (item_vectors.safetensors +
+item_ids.parquet, made by `ItemIndex.save`); the index must come from the same encoder.
+Other model directories are ignored for now (with a warning).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def ask(
+    text: str = typer.Argument(..., help="What the user wants, e.g. 'an animated movie for children'."),
+    items: Path = typer.Option(..., "--items", help="Item table (RecBole .item, CSV or Parquet) with item_id + text columns."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A directory holding a saved ItemIndex (optional)."),
+    k: int = typer.Option(10, "--k", help="How many items to return."),
+    candidates: Optional[Path] = typer.Option(None, "--candidates", help="File of item ids to choose from."),
+    output: Path = typer.Option(..., "--output", help="Where to write RECS.csv (user_id,item_id,rank,score)."),
+) -> None:
+    """Recommend items for a natural-language request (text embeddings, exact search)."""
+    from longrec.data import read_id_list, read_items
+    from longrec.errors import ConfigError
+    from longrec.lm.index import ItemIndex
+    from longrec.lm.query import check_query, recommend_text
+
+    check_query(text)
+    if k < 1:
+        raise ConfigError(f"--k must be a positive integer, got {k}")
+    item_df = read_items(items)
+    index = None
+    if model is not None:
+        if not model.exists():
+            raise ConfigError(f"--model {str(model)!r} does not exist")
+        if ItemIndex.exists(model):
+            index = ItemIndex.load(model)
+        else:
+            warnings.warn(f"--model {str(model)!r} holds no ItemIndex; it is ignored and the item texts "
+                          f"are encoded instead")
+    cand = None if candidates is None else read_id_list(candidates, "item_id")
+    recs = recommend_text(text, item_df, k=k, candidates=cand, item_vectors=index)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    recs.to_csv(output, index=False)
+    from longrec.cli._common import console
+
+    console.print(f"wrote {len(recs)} recommendations to {output}", highlight=False)
