@@ -63,7 +63,10 @@ def run_one(model: str, protocol: str, data: Path, work: Path, ks=(10, 20), conf
 
 def markdown(results: list[dict]) -> str:
     lines = ["# Accuracy on MovieLens-100K (fixed splits, NDCG@10 on test)", "",
-             "Produced by `python bench/accuracy.py`; tuned on valid only. P3 ranks the cold items only.", ""]
+             "Produced by `python bench/accuracy.py`; tuned on valid only. P3 ranks the cold items only.",
+             "The collaborative baselines cannot score cold items (no interactions): on P3 they give every",
+             "cold item the same score, so their P3 row is the tie-break order (lower item_id first), not skill.",
+             "Timings are wall seconds on a shared 2-core machine (see accuracy.json for the load).", ""]
     for proto in ("p1", "p2", "p3"):
         rows = [r for r in results if r["protocol"] == proto.upper()]
         if not rows:
@@ -101,6 +104,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"results": results, "wall_seconds": wall, "peak_rss_mb": round(peak_rss_mb(), 1),
+               "load_average": os.getloadavg(),
                "peers_ndcg@10": PEERS, "cpu_count": os.cpu_count()}
     (out / "accuracy.json").write_text(json.dumps(summary, indent=2, default=str))
     (out / "accuracy.md").write_text(markdown(results))
