@@ -90,7 +90,8 @@ def _atomic_write(path: PathLike, write) -> None:
 
 def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
                       users: PathLike | None = None, all_users: bool = False,
-                      candidates: PathLike | None = None, progress: bool = False) -> pd.DataFrame:
+                      candidates: PathLike | None = None, progress: bool = False,
+                      rerank: str | None = None) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
 
     Training interactions are always history; each history file adds interactions known at
@@ -102,6 +103,10 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
 
     if k < 1:
         raise LongrecError(f"--k must be a positive integer, got {k}.")
+    if rerank is not None:
+        from longrec.rerank import parse_rerank
+
+        parse_rerank(rerank)  # a bad spec fails before any work
     model = Recommender.load(model_dir)
     hist = [read_interactions(h) for h in histories]
     hist_df = pd.concat(hist, ignore_index=True) if hist else None
@@ -114,12 +119,19 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
         extra = pd.Series(hist_df["user_id"].unique() if hist_df is not None else [], dtype=object)
         user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
-    recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=True, candidates=cand,
-                           progress=progress)
+    if rerank is None:
+        recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=True, candidates=cand,
+                               progress=progress)
+    else:
+        from longrec.rerank import recommend_reranked
+
+        recs = recommend_reranked(model, users=user_ids, histories=hist_df, k=k, spec=rerank,
+                                  n_candidates=max(100, k), candidates=cand, exclude_seen=True, progress=progress)
     _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
     meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
                  "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
+                 "rerank": rerank,
                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     Path(f"{output}.meta.json").write_text(json.dumps(meta, indent=2, default=str))
     return recs
@@ -141,7 +153,8 @@ def read_recs(path: PathLike) -> pd.DataFrame:
 
 
 def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), catalog: PathLike | None = None,
-                   output: PathLike | None = None, extra_meta: dict | None = None) -> dict:
+                   output: PathLike | None = None, extra_meta: dict | None = None,
+                   users: PathLike | None = None, fairness: bool = False, train: PathLike | None = None) -> dict:
     """Metrics of saved recommendations against held-out truth; writes METRICS.json if asked."""
     from longrec.data.readers import read_id_list, read_interactions
     from longrec.metrics.ranking import evaluate
@@ -162,6 +175,12 @@ def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), c
         "train_fingerprint": provenance.get("data_fingerprint"),
         **(extra_meta or {}),
     }
+    if fairness:
+        from longrec.metrics.fairness import fairness_report_files
+
+        result["fairness"] = fairness_report_files(recs, truth, users=users, train=train, k=min(ks))
+    elif users is not None:
+        raise LongrecError("--users on evaluate is for the fairness report: add --fairness.")
     if output is not None:
-        _atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        _atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2, default=str)))
     return result

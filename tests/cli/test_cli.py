@@ -111,3 +111,22 @@ def test_corrupt_model_dir_is_a_clear_error(files):
     (tmp / "m" / "model.safetensors").write_bytes(b"garbage")
     r = invoke("recommend", "--model", tmp / "m", "--k", 3, "--output", tmp / "r.csv")
     assert r.exit_code == 2 and "corrupt" in r.output
+
+
+def test_rerank_and_fairness_flags(files):
+    tmp, p = files
+    assert invoke("train", "--model", "ease", "--train", p["train"], "--items", p["items"], "--out", tmp / "m").exit_code == 0
+    r = invoke("recommend", "--model", tmp / "m", "--k", 5, "--rerank", "mmr:0.5", "--output", tmp / "recs.csv")
+    assert r.exit_code == 0, r.output
+    recs = pd.read_csv(tmp / "recs.csv")
+    assert recs.groupby("user_id").size().eq(5).all()
+    assert json.loads((tmp / "recs.csv.meta.json").read_text())["rerank"] == "mmr:0.5"
+    r = invoke("recommend", "--model", tmp / "m", "--k", 5, "--rerank", "bogus", "--output", tmp / "r2.csv")
+    assert r.exit_code == 2 and "NAME:λ" in r.output and not (tmp / "r2.csv").exists()
+    users = pd.DataFrame({"user_id": range(1, 31), "gender": ["M", "F"] * 15, "age": [20, 40, 60] * 10})
+    users.to_csv(tmp / "users.csv", index=False)
+    r = invoke("evaluate", "--recs", tmp / "recs.csv", "--truth", p["test"], "--k", "5", "--users", tmp / "users.csv",
+               "--fairness", "--train", p["train"], "--output", tmp / "fair.json")
+    assert r.exit_code == 0, r.output
+    out = json.loads((tmp / "fair.json").read_text())
+    assert "fairness" in out and out["metrics"]["n_users"] == 30

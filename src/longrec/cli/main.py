@@ -47,12 +47,14 @@ def recommend(
     users: Optional[Path] = typer.Option(None, "--users", help="file with a user_id column"),
     all_users: bool = typer.Option(False, "--all-users", help="every user seen in training or history (default)"),
     candidates: Optional[Path] = typer.Option(None, "--candidates", help="file with an item_id column"),
+    rerank: Optional[str] = typer.Option(None, "--rerank",
+                                         help="re-ranker NAME:λ (mmr, calibrated, exposure, longtail, fair), e.g. mmr:0.3"),
 ) -> None:
     """Write top-K recommendations; training interactions and --history items are excluded."""
     from longrec.pipeline import recommend_to_file
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
-                             candidates=candidates, progress=True)
+                             candidates=candidates, progress=True, rerank=rerank)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 
@@ -64,11 +66,16 @@ def evaluate(
     output: Path = typer.Option(..., "--output", help="METRICS.json to write"),
     k: str = typer.Option("10", "--k", help="comma-separated cut-offs, e.g. 10,20"),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="candidate items for coverage/Gini (item_id column)"),
+    users: Optional[Path] = typer.Option(None, "--users", help="user attributes (for --fairness)"),
+    fairness: bool = typer.Option(False, "--fairness", help="add user-group and item-exposure fairness metrics"),
+    train: Optional[Path] = typer.Option(None, "--train", help="training interactions for popularity/merit "
+                                         "(default: the model directory named in RECS.csv.meta.json)"),
 ) -> None:
     """Score saved recommendations against held-out truth (exact METRICS.md definitions)."""
     from longrec.pipeline import evaluate_files
 
-    res = evaluate_files(recs, truth, ks=parse_ks(k), catalog=catalog, output=output)
+    res = evaluate_files(recs, truth, ks=parse_ks(k), catalog=catalog, output=output, users=users,
+                         fairness=fairness, train=train)
     _print_metrics(res["metrics"])
     console.print(f"[green]wrote[/] {output}")
 
@@ -107,6 +114,10 @@ def _print_metrics(metrics: dict) -> None:
 
 OPTIONAL_COMMANDS = (
     ("longrec.cli.ask", "ask", "ask"),
+    ("longrec.cli.explain", "explain", "explain"),
+    ("longrec.cli.simulate", "simulate", "simulate"),
+    ("longrec.cli.serve", "serve", "serve"),
+    ("longrec.cli.federated", "federated", "federated"),
 )
 
 
