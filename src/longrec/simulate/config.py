@@ -1,0 +1,186 @@
+"""The simulation's declarative configuration (TOML), validated before any work starts.
+
+    [simulation]            dataset, split, steps, slate size, retraining period, seeds
+    [world]                 true-utility fit and user-behaviour parameters (see docs/simulate.md)
+    [metrics]               pair sample size, user groups
+    [[policies]]            one table per policy: name, model, params, exploration
+
+Every field has a default except the policy list. `load_config(path)` raises a
+`ConfigError` naming the file and the field on the first problem: unknown keys, negative
+steps, unknown models, bad model parameters, a dataset that cannot be found.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from longrec.errors import ConfigError
+
+BUILTIN_POLICIES = ("random", "oracle")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimulationSettings(_Strict):
+    name: str = "simulation"
+    dataset: str = Field("ml-100k", description="registered dataset name (LONGREC_DATA_DIR) or a folder")
+    split: Literal["p1", "p2", "p3"] = Field("p1", description="the loop starts from this split's train part")
+    download: bool = Field(False, description="download a known MovieLens dataset when it is not found locally")
+    steps: int = Field(200, ge=1, description="simulated steps T")
+    slate_size: int = Field(10, ge=1, le=100, description="items per slate K")
+    retrain_every: int = Field(20, ge=1, description="retrain the policy every R steps")
+    seeds: list[int] = Field([0], min_length=1)
+    max_users: int = Field(0, ge=0, description="simulate only the first N users (0 = all)")
+
+
+class WorldSettings(_Strict):
+    # true-utility model: EASE scores on all of the user's data, low-rank (Steck 2019 + SVD)
+    latent_dim: int = Field(64, ge=2, le=1024)
+    utility_l2: float = Field(300.0, gt=0, description="EASE ridge λ of the true-utility fit")
+    quality_weight: float = Field(0.3, ge=0, description="weight of item quality (shrunk mean rating, z-scored)")
+    text_weight: float = Field(0.0, ge=0, le=1, description="share of LM text affinity in the affinity (needs longrec[lm])")
+    # choice (multinomial logit over slate + no-choice)
+    choice_beta: float = Field(1.0, gt=0, description="MNL inverse temperature")
+    no_choice_utility: float = Field(5.0, description="utility of choosing nothing")
+    # boredom / satiation (SARDINE-style, per genre)
+    boredom_weight: float = Field(1.0, ge=0, description="utility lost per unit of genre satiation")
+    boredom_recovery: float = Field(0.1, ge=0, le=1, description="share of satiation that decays each step")
+    # interest drift toward consumed items (RecSim NG interest evolution)
+    drift_rate: float = Field(0.05, ge=0, le=1)
+    # patience, leaving and returning (KuaiSim-style)
+    patience_drop: float = Field(0.25, ge=0, le=1, description="patience lost after a slate with no choice")
+    patience_gain: float = Field(0.1, ge=0, le=1, description="patience regained after a choice")
+    return_prob: float = Field(0.05, ge=0, le=1, description="per-step chance that a user who left comes back")
+
+
+class MetricSettings(_Strict):
+    pairs: int = Field(2000, ge=10, description="user pairs sampled per group for Jaccard / inter-user diversity")
+    groups: list[Literal["gender", "age"]] = ["gender", "age"]
+    age_buckets: list[int] = Field([25, 35, 50], description="upper bounds of age buckets (last bucket open)")
+
+
+class Exploration(_Strict):
+    kind: Literal["epsilon", "softmax"]
+    epsilon: float = Field(0.1, ge=0, le=1, description="ε-greedy: chance each slot holds a random item")
+    temperature: float = Field(0.5, gt=0, description="softmax: temperature over per-user z-scored scores")
+    pool: int = Field(100, ge=1, description="softmax: sample the slate from the top-`pool` items")
+
+
+class PolicySettings(_Strict):
+    name: str = Field(..., min_length=1)
+    model: str = Field(..., description="a registered longrec model name, 'random' or 'oracle'")
+    params: dict[str, Any] = Field(default_factory=dict, description="the model's config fields")
+    exploration: Exploration | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from longrec.models.registry import MODELS
+
+        key = v.strip().lower()
+        if key not in MODELS and key not in BUILTIN_POLICIES:
+            raise ValueError(f"unknown model {v!r}; choose one of: {', '.join(sorted(MODELS) + list(BUILTIN_POLICIES))}")
+        return key
+
+    @model_validator(mode="after")
+    def _check_params(self) -> PolicySettings:
+        if self.model in BUILTIN_POLICIES:
+            if self.params:
+                raise ValueError(f"the {self.model!r} policy takes no params")
+            if self.model == "random" and self.exploration is not None:
+                raise ValueError("exploration on the random policy changes nothing; remove it")
+            return self
+        from longrec.models.base import make_config
+        from longrec.models.registry import get_model_class
+
+        try:
+            make_config(get_model_class(self.model).Config, self.params)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+
+class SimConfig(_Strict):
+    simulation: SimulationSettings = SimulationSettings()
+    world: WorldSettings = WorldSettings()
+    metrics: MetricSettings = MetricSettings()
+    policies: list[PolicySettings] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SimConfig:
+        names = [p.name for p in self.policies]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"policy names must be unique; repeated: {', '.join(dup)}")
+        if len(set(self.simulation.seeds)) != len(self.simulation.seeds):
+            raise ValueError("simulation.seeds has repeated values")
+        return self
+
+    def policy(self, name: str) -> PolicySettings:
+        return next(p for p in self.policies if p.name == name)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> SimConfig:
+    """Validate a config dict (as read from TOML); ConfigError on the first problems."""
+    try:
+        return SimConfig(**data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors()[:6]:
+            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            loc = _toml_loc(loc, data)
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg}")
+        raise ConfigError(f"{source} is not a valid simulation config: " + "; ".join(lines)
+                          + ". See docs/simulate.md and examples/simulate_ml100k.toml.") from None
+
+
+def _toml_loc(loc: str, data: dict) -> str:
+    # "policies.2.model" -> "[[policies]] #3 (name 'x') .model", easier to find in the file
+    parts = loc.split(".")
+    if parts[0] == "policies" and len(parts) > 1 and parts[1].isdigit():
+        i = int(parts[1])
+        pol = (data.get("policies") or [{}])
+        name = pol[i].get("name") if i < len(pol) and isinstance(pol[i], dict) else None
+        rest = ".".join(parts[2:])
+        return f"[[policies]] #{i + 1}{f' ({name!r})' if name else ''}{'.' + rest if rest else ''}"
+    return loc
+
+
+def load_config(path: str | Path, check_dataset: bool = True) -> SimConfig:
+    """Read and validate a TOML config; with `check_dataset`, also that the dataset exists."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; pass a TOML file such as examples/simulate_ml100k.toml.")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p} is not valid TOML ({e}).") from None
+    cfg = parse_config(data, source=str(p))
+    if check_dataset:
+        check_dataset_available(cfg, source=str(p))
+    return cfg
+
+
+def check_dataset_available(cfg: SimConfig, source: str = "config") -> None:
+    from longrec.data.download import URLS
+    from longrec.data.readers import dataset_files
+    from longrec.data.registry import canonical_name, data_dirs, find_dataset
+
+    name = cfg.simulation.dataset
+    if Path(name).expanduser().is_dir() and dataset_files(Path(name).expanduser()) is not None:
+        return
+    if find_dataset(name) is not None:
+        return
+    if cfg.simulation.download and canonical_name(name) in URLS:
+        return
+    dirs = ", ".join(str(d) for d in data_dirs()) or "not set"
+    hint = " or set simulation.download = true" if canonical_name(name) in URLS else ""
+    raise ConfigError(f"{source}: simulation.dataset {name!r} was not found (LONGREC_DATA_DIR: {dirs}); "
+                      f"set LONGREC_DATA_DIR to the folder that contains {name}/, give a folder path{hint}.")
