@@ -56,13 +56,24 @@ def read_dataset_files(train: PathLike, items: PathLike | None = None, users: Pa
 def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
                      items: PathLike | None = None, users: PathLike | None = None,
                      config: PathLike | dict | None = None, seed: int | None = None,
-                     meta: dict | None = None):
-    """Train `model` on the files, save it to `out`, return the fitted model."""
-    from longrec.data.readers import read_interactions
-    from longrec.models.registry import get_model_class
+                     meta: dict | None = None, dp_epsilon: float | None = None):
+    """Train `model` on the files, save it to `out`, return the fitted model.
 
-    klass = get_model_class(model)
+    dp_epsilon: train with user-level differential privacy at this ε (models with a
+    `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`)."""
+    from longrec.data.readers import read_interactions
+    from longrec.models.registry import DP_VARIANTS, get_model_class
+
     cfg = dict(config) if isinstance(config, dict) else load_model_config(config, model)
+    if dp_epsilon is not None:
+        if dp_epsilon <= 0:
+            raise ConfigError(f"--dp-epsilon must be positive, got {dp_epsilon}.")
+        model = DP_VARIANTS.get(model.lower(), model)
+        if "dp_epsilon" not in get_model_class(model).Config.model_fields:
+            raise ConfigError(f"model {model!r} has no differentially private training; use "
+                              f"{' or '.join(sorted(DP_VARIANTS))} with --dp-epsilon.")
+        cfg["dp_epsilon"] = dp_epsilon
+    klass = get_model_class(model)
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read

@@ -14,7 +14,15 @@ from longrec.errors import ConfigError, LongrecError, UnknownIdError
 from longrec.models import Recommender, available_models, get_model_class
 from tests.conftest import make_synthetic
 
-FAST_CONFIGS = {"bpr": {"epochs": 4, "eval_every": 2, "factors": 8}}
+_SEQ = {"encoder": "hash", "epochs": 3, "dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "num_threads": 1}
+FAST_CONFIGS = {
+    "bpr": {"epochs": 4, "eval_every": 2, "factors": 8},
+    "lm-seq": _SEQ,
+    "lm-twotower": {"encoder": "hash", "epochs": 3, "dim": 16, "num_threads": 1},
+    "blend": {"models": [{"name": "ease", "config": {"tune_l2": False, "l2": 10.0}}, {"name": "lm-seq", "config": _SEQ}],
+              "weight_step": 0.25},
+    "lm-twotower-dp": {"encoder": "hash", "epochs": 3, "batch_size": 8, "num_threads": 1},
+}
 MODELS = available_models()
 
 

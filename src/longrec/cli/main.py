@@ -25,13 +25,15 @@ def train(
     items: Optional[Path] = typer.Option(None, "--items", help="item table (.item or CSV/Parquet with item_id)"),
     users: Optional[Path] = typer.Option(None, "--users", help="user table (.user or CSV/Parquet with user_id)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the config)"),
+    dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
+                                               help="user-level differential privacy at this ε (lm-twotower)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
-                             config=config, seed=seed)
+                             config=config, seed=seed, dp_epsilon=dp_epsilon)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {model} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)

@@ -11,7 +11,14 @@ MODELS: dict[str, str] = {
     "itemknn": "longrec.models.itemknn:ItemKNN",
     "ease": "longrec.models.ease:EASE",
     "bpr": "longrec.models.bpr:BPRMF",
+    "lm-seq": "longrec.models.lm_seq:LMSeq",
+    "lm-twotower": "longrec.models.lm_twotower:LMTwoTower",
+    "blend": "longrec.models.blend:Blend",
+    "lm-twotower-dp": "longrec.privacy.twotower:DPTwoTower",
 }
+
+#: `longrec train --model NAME --dp-epsilon E` trains NAME's private variant
+DP_VARIANTS: dict[str, str] = {"lm-twotower": "lm-twotower-dp", "lm-twotower-dp": "lm-twotower-dp"}
 
 
 def available_models() -> list[str]:

@@ -1,0 +1,197 @@
+"""Accuracy and speed of the language-model recommenders on the fixed ml-100k splits.
+
+Every run trains on train (early stopping / tuning on valid only) and reports test:
+P1 and P2 rank all items, with the valid interactions passed as history (so they are
+excluded, as the protocols say); P3 ranks the cold items only.
+
+    python bench/lm_accuracy.py run --protocol p2 --variant lm-seq --seeds 0 1 2
+    python bench/lm_accuracy.py run --protocol p3 --variant lm-twotower --variant lm-twotower:additive
+    python bench/lm_accuracy.py foldin                # fold-in latency (lm-seq, P2)
+    python bench/lm_accuracy.py report                # runs.jsonl -> lm_accuracy.json + .md
+
+Each run appends one JSON line to bench/results/lm_accuracy_runs.jsonl (so runs can be
+done in pieces, in parallel); `report` aggregates them (mean ± std over seeds).
+Set LONGREC_DATA_DIR to the shared datasets folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = RESULTS / "lm_accuracy_runs.jsonl"
+
+# name -> (registered model, config). Ablations are configs of the same model.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "pop": ("pop", {}),
+    "itemknn": ("itemknn", {}),
+    "ease": ("ease", {}),
+    "bpr": ("bpr", {}),
+    "lm-seq": ("lm-seq", {}),
+    "lm-seq:id-only": ("lm-seq", {"mode": "id-only"}),
+    "lm-seq:text-only": ("lm-seq", {"mode": "text-only"}),
+    "lm-twotower": ("lm-twotower", {}),
+    "lm-twotower:no-id": ("lm-twotower", {"use_id": False}),
+    "lm-twotower:additive": ("lm-twotower", {"interaction": "additive"}),
+    "lm-twotower:bpr": ("lm-twotower", {"loss": "bpr"}),
+    "blend": ("blend", {}),
+    "blend:ease+lm-twotower": ("blend", {"models": [{"name": "ease"}, {"name": "lm-twotower"}]}),
+}
+SEEDED = ("lm-seq", "lm-twotower")
+
+
+def _register() -> None:
+    """Until the lead registers them, make the LM models known to the registry."""
+    from longrec.models import registry
+
+    registry.MODELS.setdefault("lm-seq", "longrec.models.lm_seq:LMSeq")
+    registry.MODELS.setdefault("lm-twotower", "longrec.models.lm_twotower:LMTwoTower")
+    registry.MODELS.setdefault("blend", "longrec.models.blend:Blend")
+
+
+def _split(protocol: str) -> dict:
+    from longrec.data.registry import load_split
+
+    return load_split("ml-100k", protocol, download=False)
+
+
+def run_one(protocol: str, variant: str, seed: int, extra: dict | None = None) -> dict:
+    from longrec.metrics.ranking import evaluate
+    from longrec.models import get_model_class
+
+    _register()
+    model_name, cfg = VARIANTS[variant]
+    cfg = {**cfg, **(extra or {})}
+    s = _split(protocol)
+    t0 = time.perf_counter()
+    model = get_model_class(model_name)({**cfg, "seed": seed}).fit(s["train"], s["valid"])
+    fit_s = time.perf_counter() - t0
+    test = s["test"].interactions
+    users = test["user_id"].unique()
+    cands = s.get("cold_items") if protocol == "p3" else None
+    t0 = time.perf_counter()
+    recs = model.recommend(users=users, histories=s["valid"].interactions, k=10, candidates=cands)
+    rec_s = time.perf_counter() - t0
+    res = evaluate(recs, test[["user_id", "item_id"]], ks=(10,), metrics=["NDCG", "Hit", "Recall"])
+    info = {k: v for k, v in model.fit_info_.items() if k not in ("valid_curve", "members")}
+    return {"protocol": protocol, "variant": variant, "seed": seed, "config": cfg,
+            "NDCG@10": res["NDCG@10"], "HR@10": res["Hit@10"], "Recall@10": res["Recall@10"],
+            "n_users": res["n_users"], "fit_seconds": round(fit_s, 1), "recommend_seconds": round(rec_s, 2),
+            "fit_info": info, "threads": cfg.get("num_threads"), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "load_avg_1m": os.getloadavg()[0]}
+
+
+def foldin(n_new: int = 5, reps: int = 30, config: dict | None = None) -> dict:
+    """Latency of recommend() for one user after `n_new` new interactions (no retraining).
+    The latency depends on the architecture, not on how long it trained: `config` may cap
+    training (e.g. {"max_seconds": 60})."""
+    import numpy as np
+
+    from longrec.models import get_model_class
+
+    _register()
+    s = _split("p2")
+    cfg = {"seed": 0, **(config or {})}
+    m = get_model_class("lm-seq")(cfg).fit(s["train"], s["valid"])
+    u = s["train"].user_ids[0]
+    before = m.recommend(users=[u], k=10)
+    new = list(before["item_id"][:n_new])  # the user clicks the first five recommendations
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        after = m.recommend(users=[u], histories={u: new}, k=10)
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    m.recommend(users=s["train"].user_ids, k=10)
+    all_s = time.perf_counter() - t0
+    changed = set(after["item_id"]) != set(before["item_id"])
+    return {"config": cfg, "n_new": n_new, "median_ms": round(1000 * float(np.median(times)), 2),
+            "p95_ms": round(1000 * float(np.percentile(times, 95)), 2), "recommendations_changed": bool(changed),
+            "recommend_all_943_users_s": round(all_s, 3), "load_avg_1m": os.getloadavg()[0]}
+
+
+def _best_valid(info: dict):
+    """The selected model's validation NDCG@10 (EASE logs its whole λ grid)."""
+    v = info.get("valid_ndcg@10", info.get("weights_valid_ndcg@10"))
+    return round(max(v.values()), 6) if isinstance(v, dict) else v
+
+
+def report() -> dict:
+    rows = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()] if RUNS.exists() else []
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["protocol"], r["variant"]), []).append(r)
+    table = []
+    for (proto, var), rs in sorted(groups.items()):
+        nd = [r["NDCG@10"] for r in rs]
+        hr = [r["HR@10"] for r in rs]
+        table.append({"protocol": proto, "variant": var, "seeds": [r["seed"] for r in rs],
+                      "NDCG@10_mean": statistics.mean(nd), "NDCG@10_std": statistics.stdev(nd) if len(nd) > 1 else 0.0,
+                      "HR@10_mean": statistics.mean(hr), "fit_seconds_mean": statistics.mean(r["fit_seconds"] for r in rs),
+                      "seconds_to_best": [r["fit_info"].get("seconds_to_best") for r in rs],
+                      "valid_ndcg@10": [_best_valid(r["fit_info"]) for r in rs]})
+    fold = RESULTS / "lm_foldin.json"
+    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "results": table,
+           "foldin": json.loads(fold.read_text()) if fold.exists() else None, "runs": rows}
+    (RESULTS / "lm_accuracy.json").write_text(json.dumps(out, indent=2))
+    lines = ["# LM recommenders on ml-100k (test NDCG@10 / HR@10; tuned on valid)", "",
+             "Produced by `bench/lm_accuracy.py`; mean ± std over the listed seeds. fit = wall seconds "
+             "on the shared 2-core machine (other jobs were running: see load_avg_1m per run in the JSON). "
+             "Runs with `max_seconds` stop on wall-clock time, so under load they train fewer epochs "
+             "(see fit_info.best_epoch in the JSON).", "",
+             "| protocol | model | seeds | NDCG@10 | HR@10 | fit s | valid NDCG@10 |", "|---|---|---|---|---|---|---|"]
+    for t in table:
+        lines.append(f"| {t['protocol']} | {t['variant']} | {len(t['seeds'])} | {t['NDCG@10_mean']:.4f} ± "
+                     f"{t['NDCG@10_std']:.4f} | {t['HR@10_mean']:.4f} | {t['fit_seconds_mean']:.0f} | "
+                     f"{', '.join('-' if v is None else str(v) for v in t['valid_ndcg@10'])} |")
+    if out["foldin"]:
+        f = out["foldin"]
+        lines += ["", f"Fold-in (lm-seq, P2): {f['n_new']} new interactions -> new top-10 in median "
+                      f"{f['median_ms']} ms (p95 {f['p95_ms']} ms); recommendations changed: "
+                      f"{f['recommendations_changed']}; recommend for all 943 users: {f['recommend_all_943_users_s']} s."]
+    (RESULTS / "lm_accuracy.md").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--protocol", action="append", choices=["p1", "p2", "p3"], required=True)
+    r.add_argument("--variant", action="append", choices=list(VARIANTS), required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 for lm-seq/lm-twotower, else 0")
+    r.add_argument("--config", default="{}", help="JSON config overrides for every run")
+    f = sub.add_parser("foldin")
+    f.add_argument("--config", default="{}", help="JSON config overrides for the lm-seq model")
+    sub.add_parser("report")
+    a = ap.parse_args()
+    os.environ.setdefault("LONGREC_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if a.cmd == "run":
+        for proto in a.protocol:
+            for var in a.variant:
+                seeds = a.seeds if a.seeds is not None else ([0, 1, 2] if VARIANTS[var][0] in SEEDED else [0])
+                for seed in seeds:
+                    row = run_one(proto, var, seed, json.loads(a.config))
+                    print(json.dumps({k: row[k] for k in ("protocol", "variant", "seed", "NDCG@10", "HR@10",
+                                                          "fit_seconds")}), flush=True)
+                    with open(RUNS, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+    elif a.cmd == "foldin":
+        res = foldin(config=json.loads(a.config))
+        (RESULTS / "lm_foldin.json").write_text(json.dumps(res, indent=2))
+        print(json.dumps(res))
+    else:
+        out = report()
+        print((RESULTS / "lm_accuracy.md").read_text())
+        print(f"{len(out['runs'])} runs")
+
+
+if __name__ == "__main__":
+    main()

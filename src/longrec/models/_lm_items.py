@@ -1,0 +1,68 @@
+"""Frozen text embeddings of a model's items (and users), shared by the language-model
+recommenders (lm-seq, lm-twotower).
+
+`encoder` is a `longrec.lm.get_encoder` spec ("default" = the process-wide default encoder,
+the packaged all-MiniLM-L6-v2) wrapped in the on-disk embedding cache, or "hash": a
+hashed bag of words (no language model, no torch; for tests and machines without the
+`lm` extra). Models store the resulting matrix in their safetensors, so a loaded model
+never needs the encoder for the items it knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pandas as pd
+
+from longrec.errors import ConfigError
+
+HASH_DIM = 256
+
+
+def item_texts_for(item_ids: np.ndarray, items: pd.DataFrame | None, template: str | None = None) -> list[str]:
+    """The text of every vocabulary item, in vocabulary order; an item without a row in the
+    item table is described by its id (better than nothing, and never a crash)."""
+    from longrec.lm.text import item_texts
+
+    texts = [f"Item {i}" for i in item_ids]
+    if items is None or "item_id" not in items.columns or len(items) == 0:
+        return texts
+    tab = items.drop_duplicates("item_id", keep="last")
+    pos = pd.Index(tab["item_id"].astype(str)).get_indexer(pd.Series(item_ids, dtype=object).astype(str))
+    have = np.flatnonzero(pos >= 0)
+    if len(have):
+        rows = tab.iloc[pos[have]]
+        for j, t in zip(have, item_texts(rows, template=template)):
+            texts[j] = t or texts[j]
+    return texts
+
+
+def hash_embed(texts: list[str], dim: int = HASH_DIM) -> np.ndarray:
+    """Signed hashed bag of words, L2-normalised: deterministic and dependency-free."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for r, t in enumerate(texts):
+        out[r, 0] = 1e-3  # never a zero vector
+        for w in re.findall(r"\w+", t.lower()):
+            h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
+            out[r, h % dim] += 1.0 if (h >> 31) & 1 else -1.0
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
+    """(len(texts), d) float32 L2-normalised embeddings of `texts` with `encoder`."""
+    if encoder == "hash":
+        return hash_embed(texts)
+    try:
+        from longrec.lm import CachedEncoder, default_encoder, get_encoder
+        enc = CachedEncoder(default_encoder() if encoder == "default" else get_encoder(encoder))
+        return np.asarray(enc.encode(texts), dtype=np.float32)
+    except ImportError as e:
+        raise ConfigError(f"the text encoder {encoder!r} needs the language-model extra ({e}); install "
+                          "longrec[lm] or set the model option encoder='hash' (no language model).") from None
+
+
+def item_text_matrix(item_ids: np.ndarray, items: pd.DataFrame | None, encoder: str = "default",
+                     template: str | None = None) -> np.ndarray:
+    return embed_texts(item_texts_for(item_ids, items, template), encoder)

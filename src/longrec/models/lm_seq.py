@@ -1,0 +1,290 @@
+"""lm-seq: a SASRec-style sequential transformer whose item embeddings start from a language
+model (Kang & McAuley, ICDM 2018; text-initialised items as in UniSRec/Recformer-style work).
+
+Everything lives in this one file: the config, the torch modules, training and scoring.
+
+Item table  e_i = W · t_i + id_i        (mode "lm+id", the default)
+            e_i = W · t_i               (mode "text-only": no per-item parameters)
+            e_i = id_i                  (mode "id-only": classic SASRec)
+where t_i is the frozen LM embedding of the item's text (longrec.lm, cached on disk) and
+W a learned projection. The same table embeds the input sequence and scores the output
+(tied weights), so an item that never occurred in training still gets a vector from its
+text: after training, the ID part of items without training interactions is reset to zero
+(the softmax only ever pushed it down), and they are scored through their text alone.
+
+Sequence model: causal self-attention blocks (pre-norm, GELU, dropout) over the last
+`max_len` items of each history with learned positional embeddings; the hidden state at a
+position predicts the next item. Loss: full-softmax cross-entropy over the catalogue while
+it has at most `full_softmax_max_items` items, else sampled softmax with `n_negatives`
+shared negatives drawn ∝ popularity^0.75 and the log-Q correction (logit − log(K·q)).
+Training keeps the epoch with the best validation NDCG@10 (early stopping).
+
+At inference any history (training interactions + new ones passed to recommend()) is
+encoded as it is: new users and new clicks need no retraining.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+
+
+# ============================================================================ config
+class LMSeqConfig(ModelConfig):
+    mode: Literal["lm+id", "id-only", "text-only"] = Field(
+        "lm+id", description="item embedding: LM text projection + ID (default) or an ablation")
+    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
+    item_text_template: str | None = Field(None, description="str.format template over item columns")
+    dim: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(2, ge=1)
+    ff_mult: int = Field(1, ge=1, description="feed-forward width = ff_mult x dim (SASRec: 1)")
+    max_len: int = Field(50, ge=2, description="most recent history items the model reads")
+    dropout: float = Field(0.3, ge=0, lt=1)
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    window_stride: int | None = Field(None, ge=1, description="training windows every N items "
+                                      "(default max_len: long histories give several windows)")
+    full_softmax_max_items: int = Field(50_000, ge=1, description="above: sampled softmax with log-Q")
+    n_negatives: int = Field(512, ge=1, description="shared negatives per batch (sampled softmax)")
+    eval_every: int = Field(1, ge=1)
+    patience: int = Field(10, ge=1, description="validation checks without improvement before stopping")
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this long")
+    num_threads: int = Field(2, ge=1)
+    progress: bool = False
+
+
+# ============================================================================ modules
+def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
+    """The torch module; `text` is the (n_items, d_text) frozen LM matrix (None for id-only).
+    Row 0 of every item table is padding."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, d: int, heads: int, p: float) -> None:
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
+            self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Dropout(p), nn.Linear(cfg.ff_mult * d, d))
+            self.drop = nn.Dropout(p)
+
+        def forward(self, x, causal):
+            h = self.ln1(x)
+            x = x + self.drop(self.attn(h, h, h, attn_mask=causal, need_weights=False)[0])
+            return x + self.drop(self.ff(self.ln2(x)))
+
+    class SeqNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d = cfg.dim
+            self.use_text = cfg.mode != "id-only"
+            self.use_id = cfg.mode != "text-only"
+            if self.use_text:
+                t = torch.zeros(n_items + 1, text.shape[1])
+                t[1:] = torch.from_numpy(text)
+                self.register_buffer("text", t)
+                self.proj = nn.Linear(text.shape[1], d)
+            if self.use_id:
+                self.ids = nn.Embedding(n_items + 1, d, padding_idx=0)
+                # with text, IDs start at zero: the text carries the item at first, IDs learn the residual
+                nn.init.normal_(self.ids.weight, std=0.0 if self.use_text else 0.05)
+            self.pos = nn.Embedding(cfg.max_len, d)
+            nn.init.normal_(self.pos.weight, std=0.02)
+            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers))
+            self.ln = nn.LayerNorm(d)
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def item_table(self):
+            e = 0
+            if self.use_text:
+                e = self.proj(self.text)
+                e = e - e[0]  # the padding row maps to zero (no bias leak into row 0)
+            if self.use_id:
+                e = e + self.ids.weight
+            return e
+
+        def forward(self, seq, table=None):
+            """seq (B, L) right-padded item indices (+1; 0 = pad) -> hidden states (B, L, d)."""
+            table = self.item_table() if table is None else table
+            L = seq.shape[1]
+            x = table[seq] * (cfg.dim ** 0.5) + self.pos.weight[:L]
+            x = self.drop(x)
+            causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
+            for b in self.blocks:
+                x = b(x, causal)
+            return self.ln(x)
+
+    return SeqNet()
+
+
+# ============================================================================ model
+class LMSeq(Recommender):
+    """Sequential transformer with language-model-initialised items; see the module docstring."""
+
+    name = "lm-seq"
+    Config = LMSeqConfig
+
+    # ---------------------------------------------------------------- data
+    def _item_text(self) -> np.ndarray | None:
+        if self.config.mode == "id-only":
+            return None
+        from longrec.models._lm_items import item_text_matrix
+        return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
+                                self.config.item_text_template)
+
+    def _windows(self, X) -> np.ndarray:
+        """Right-padded training windows (n, max_len + 1) of item index + 1, from the ordered
+        training histories; each history gives a window ending at its last item, then one
+        every `window_stride` items back."""
+        L = self.config.max_len + 1
+        stride = self.config.window_stride or self.config.max_len
+        ptr, idx = self.seen_.indptr, self.seen_.indices.astype(np.int64) + 1
+        lens = np.diff(ptr)
+        # window end positions (exclusive) per user: n, n - stride, ... while >= 2 items remain
+        n_win = np.where(lens >= 2, (np.maximum(lens - 2, 0) // stride) + 1, 0)
+        users = np.repeat(np.arange(len(lens)), n_win)
+        k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)
+        end = ptr[users + 1] - k * stride
+        start = np.maximum(end - L, ptr[users])
+        pos = start[:, None] + np.arange(L)[None, :]
+        ok = pos < end[:, None]
+        return np.where(ok, idx[np.minimum(pos, len(idx) - 1)], 0)
+
+    @staticmethod
+    def _last_windows(hist: HistoryBatch, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """The last L items of each history, right-padded (item index + 1), and their lengths."""
+        ptr = hist.indptr
+        lens = np.minimum(np.diff(ptr), L)
+        start = ptr[1:] - lens
+        pos = start[:, None] + np.arange(L)[None, :]
+        ok = np.arange(L)[None, :] < lens[:, None]
+        idx = hist.indices.astype(np.int64) + 1
+        seq = np.where(ok, idx[np.minimum(pos, max(len(idx) - 1, 0))] if len(idx) else 0, 0)
+        return seq, lens
+
+    # ---------------------------------------------------------------- training
+    def _fit(self, X, train, valid) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        cfg = self.config
+        torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        n_items = X.shape[1]
+        t0 = time.perf_counter()
+        text = self._item_text()
+        self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
+        self.net_ = _build_net(n_items, text, cfg)
+        wins = torch.from_numpy(self._windows(X))
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the softmax runs over items seen in training only: pushing never-seen items down
+        # would teach the text projection what "cold" text looks like
+        warm = np.flatnonzero(self.popularity_ > 0)
+        warm_rows = torch.from_numpy(warm + 1)
+        remap = torch.full((n_items + 1,), -1, dtype=torch.long)
+        remap[warm_rows] = torch.arange(len(warm))
+        sampled = len(warm) > cfg.full_softmax_max_items
+        q = np.power(self.popularity_[warm], 0.75)
+        q = torch.from_numpy((q / q.sum()).astype(np.float32))
+        best, best_state, bad, curve = -1.0, None, 0, []
+        t_train = time.perf_counter()
+        epochs = range(cfg.epochs)
+        if cfg.progress:
+            from rich.progress import track
+            epochs = track(epochs, description="lm-seq epochs")
+        for epoch in epochs:
+            self.net_.train()
+            perm = torch.from_numpy(rng.permutation(len(wins)))
+            for s in range(0, len(perm), cfg.batch_size):
+                w = wins[perm[s:s + cfg.batch_size]]
+                inp, tgt = w[:, :-1], w[:, 1:]
+                table = self.net_.item_table()
+                h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
+                y = tgt[tgt > 0]                             # (N,) next items (+1)
+                if not sampled:
+                    loss = F.cross_entropy(h @ table[warm_rows].T, remap[y])
+                else:
+                    neg = torch.multinomial(q, cfg.n_negatives, replacement=True)  # positions in `warm`
+                    logq = torch.log(q * cfg.n_negatives)
+                    pos_logit = (h * table[y]).sum(1, keepdim=True) - logq[remap[y], None]
+                    neg_logit = h @ table[warm_rows[neg]].T - logq[neg][None, :]
+                    neg_logit = neg_logit.masked_fill(neg[None, :] == remap[y][:, None], float("-inf"))
+                    logits = torch.cat([pos_logit, neg_logit], 1)
+                    loss = F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            last = epoch + 1 == cfg.epochs
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_train > cfg.max_seconds
+            if valid is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
+                from longrec.models.validation import valid_ndcg
+                self._finish()
+                score = valid_ndcg(self, valid)
+                curve.append((epoch + 1, round(score, 6), round(time.perf_counter() - t_train, 1)))
+                if score > best:
+                    best, bad = score, 0
+                    best_state = ({k: v.clone() for k, v in self.net_.state_dict().items()}, epoch + 1,
+                                  time.perf_counter() - t_train)
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        break
+            if out_of_time:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state[0])
+            self.fit_info_.update({"best_epoch": best_state[1], "valid_ndcg@10": round(best, 6),
+                                   "seconds_to_best": round(best_state[2], 1), "valid_curve": curve})
+        self.fit_info_["train_seconds"] = round(time.perf_counter() - t_train, 1)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Inference mode; the ID part of items without training interactions is zeroed so
+        that they are scored by their text (it was only ever pushed down by the softmax)."""
+        import torch
+
+        self.net_.eval()
+        self._cold_mask = self.popularity_ == 0
+        if self.net_.use_id and self.net_.use_text and self._cold_mask.any():
+            with torch.no_grad():
+                self.net_.ids.weight[1:][torch.from_numpy(self._cold_mask)] = 0.0
+        with torch.no_grad():
+            self._table = self.net_.item_table()
+
+    # ---------------------------------------------------------------- inference
+    def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(self.config.num_threads)
+        seq, lens = self._last_windows(hist, self.config.max_len)
+        out = np.zeros((len(users), hist.n_items), dtype=np.float32)
+        rows = np.flatnonzero(lens > 0)
+        if len(rows):
+            with torch.no_grad():
+                s = torch.from_numpy(seq[rows])
+                h = self.net_(s, self._table)
+                h_last = h[torch.arange(len(rows)), torch.from_numpy(lens[rows] - 1)]
+                out[rows] = (h_last @ self._table[1:].T).numpy()
+        return out
+
+    # ---------------------------------------------------------------- persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        return {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
+
+    def _set_state(self, t: dict[str, np.ndarray]) -> None:
+        import torch
+
+        n_items = len(self.vocab_.items)
+        text = t["net.text"][1:] if "net.text" in t else None
+        self.net_ = _build_net(n_items, text, self.config)
+        self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("net.")})
+        self._finish()

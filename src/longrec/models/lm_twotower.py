@@ -1,0 +1,301 @@
+"""lm-twotower: a two-tower model in a joint user-item space built on language-model text
+embeddings.
+
+Item tower   f(i) = P(t_i) + id_i                 t_i: frozen LM embedding of the item text,
+             b_i  = p_b(t_i) + β_i                P, p_b: learned projections (MLPs by default);
+                                                  b_i = text-predicted prior + learned offset
+User tower   g(u) = MLP( pool(f(history)) + W_u · t_u )
+             pool = mean, or attention with a learned query; t_u: LM embedding of the
+             user's text (user-table attributes, opt-in) when there is one
+Score        s(u, i) = ⟨g(u), f(i)⟩ + b_i,   P(u, i) = σ(s(u, i))
+
+The ID embedding (and β_i) is dropped for a random `id_dropout` share of items at every
+training step, so the text path must carry each item on its own; items with no training
+interactions have no ID part at all and are scored through their text (cold start).
+
+Training: each step takes (user, held-out item) pairs; the user's history minus that item
+is the input, the item is the target. Loss: full softmax over the items seen in training
+(sampled softmax with log-Q correction above `full_softmax_max_items`), or BPR with one
+sampled negative. Early stopping keeps the epoch with the best validation NDCG@10.
+
+`interaction="additive"` is the ablation P(u, i) = σ(W_u·h_u + W_i·h_i + b): the user
+term is the same for every item, so the ranking of items is identical for every user
+(a learned popularity list). It is kept to show, in the benchmark, why the default is the
+inner product.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+
+
+class LMTwoTowerConfig(ModelConfig):
+    encoder: str = Field("default", description="longrec.lm encoder spec for texts, or 'hash'")
+    item_text_template: str | None = None
+    use_id: bool = Field(True, description="add a learned ID embedding to the item tower")
+    id_dropout: float = Field(0.5, ge=0, le=1, description="share of items whose ID part is dropped per step")
+    user_text: bool = Field(False, description="embed user-table attributes as user text (opt-in: "
+                            "demographics stay out of models unless asked for)")
+    item_layers: Literal[1, 2] = Field(2, description="item tower depth over the text embedding "
+                                        "(2 = an MLP: generalises better to cold items)")
+    pooling: Literal["mean", "attention"] = "mean"
+    interaction: Literal["dot", "additive"] = "dot"
+    loss: Literal["softmax", "bpr"] = "softmax"
+    dim: int = Field(64, ge=4)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(1.0, gt=0, description="softmax logits are divided by this")
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    full_softmax_max_items: int = Field(50_000, ge=1)
+    n_negatives: int = Field(1024, ge=1)
+    eval_every: int = Field(1, ge=1)
+    patience: int = Field(8, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    num_threads: int = Field(2, ge=1)
+    progress: bool = False
+
+
+def _build_net(n_items: int, text: np.ndarray, user_text_dim: int, cfg: LMTwoTowerConfig):
+    import torch
+    from torch import nn
+
+    class TwoTower(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d = cfg.dim
+            self.register_buffer("text", torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)))
+            self.register_buffer("id_mask", torch.ones(n_items))  # 0 for items without interactions
+            dt = text.shape[1]
+            if cfg.item_layers == 2:
+                self.proj = nn.Sequential(nn.Linear(dt, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+                self.bias_text = nn.Sequential(nn.Linear(dt, d), nn.GELU(), nn.Linear(d, 1))
+            else:
+                self.proj = nn.Linear(dt, d)
+                self.bias_text = nn.Linear(dt, 1)
+            self.use_id = cfg.use_id
+            if cfg.use_id:
+                self.ids = nn.Embedding(n_items, d)
+                nn.init.zeros_(self.ids.weight)  # text first, IDs learn the residual
+            self.bias_id = nn.Parameter(torch.zeros(n_items))
+            self.user_text_dim = user_text_dim
+            if user_text_dim:
+                self.user_proj = nn.Linear(user_text_dim, d)
+            if cfg.pooling == "attention":
+                self.query = nn.Parameter(torch.zeros(d))
+                self.key = nn.Linear(d, d)
+            self.user_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
+            if cfg.interaction == "additive":
+                self.w_u = nn.Linear(d, 1)
+                self.w_i = nn.Linear(d, 1)
+
+        def items(self, keep=None):
+            """(n_items, d) item vectors and (n_items,) biases; `keep` (n_items,) in {0,1}
+            drops ID parts during training."""
+            m = self.id_mask if keep is None else self.id_mask * keep
+            f = self.proj(self.text)
+            if self.use_id:
+                f = f + self.ids.weight * m[:, None]
+            b = self.bias_text(self.text).squeeze(1) + self.bias_id * m
+            return f, b
+
+        def users(self, F, hist, weights, utext=None):
+            """hist (B, H) item indices, weights (B, H) 1 for real entries (0 = pad or held out)."""
+            v = F[hist]
+            if cfg.pooling == "attention":
+                a = (self.key(v) * self.query).sum(-1) / (v.shape[-1] ** 0.5)
+                a = a.masked_fill(weights <= 0, float("-inf"))
+                a = torch.softmax(a, 1).nan_to_num(0.0) * (weights > 0)
+                h = (a[..., None] * v).sum(1)
+            else:
+                h = (weights[..., None] * v).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
+            if utext is not None and self.user_text_dim:
+                h = h + self.user_proj(utext)
+            return h + self.user_mlp(h)
+
+        def scores(self, U, F, b):
+            if cfg.interaction == "additive":
+                return self.w_u(U) + (self.w_i(F).squeeze(1) + b)[None, :]
+            return U @ F.T + b[None, :]
+
+    return TwoTower()
+
+
+class LMTwoTower(Recommender):
+    """Two towers in one LM-initialised space; see the module docstring."""
+
+    name = "lm-twotower"
+    Config = LMTwoTowerConfig
+
+    # ---------------------------------------------------------------- data
+    def _user_texts(self, train) -> np.ndarray | None:
+        if not self.config.user_text or train.users is None or len(train.users.columns) < 2:
+            return None
+        from longrec.lm.text import user_text
+        from longrec.models._lm_items import embed_texts
+
+        tab = train.users.drop_duplicates("user_id", keep="last")
+        pos = pd.Index(tab["user_id"].astype(str)).get_indexer(pd.Series(self.vocab_.users.ids, dtype=object).astype(str))
+        cols = [c for c in tab.columns if c != "user_id"]
+        recs = tab[cols].to_dict("records")
+        texts = [user_text(recs[p], use_attributes=True) if p >= 0 else "" for p in pos]
+        texts = [t or "unknown user" for t in texts]
+        return embed_texts(texts, self.config.encoder)
+
+    def _fit(self, X, train, valid) -> None:
+        import torch
+        import torch.nn.functional as F_
+
+        from longrec.models._lm_items import item_text_matrix
+
+        cfg = self.config
+        torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        n_users, n_items = X.shape
+        t0 = time.perf_counter()
+        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template)
+        utext = self._user_texts(train)
+        self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
+        self.net_ = _build_net(n_items, text, 0 if utext is None else utext.shape[1], cfg)
+        warm = self.popularity_ > 0
+        self.net_.id_mask.copy_(torch.from_numpy(warm.astype(np.float32)))
+        self.user_text_ = utext
+        Ut = None if utext is None else torch.from_numpy(utext)
+        # padded histories (n_users, H): the training histories, most recent H items
+        H = int(min(np.diff(self.seen_.indptr).max(), 200))
+        seq, lens = _last_items(self.seen_.indptr, self.seen_.indices, H)
+        seq_t, w_t = torch.from_numpy(seq), torch.from_numpy((np.arange(H)[None, :] < lens[:, None]).astype(np.float32))
+        # (user, slot) training pairs: every history slot is a target once per epoch
+        pu = np.repeat(np.arange(n_users), lens)
+        ps = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+        warm_idx = torch.from_numpy(np.flatnonzero(warm))
+        remap = torch.full((n_items,), -1, dtype=torch.long)
+        remap[warm_idx] = torch.arange(len(warm_idx))
+        sampled = len(warm_idx) > cfg.full_softmax_max_items
+        q = np.power(self.popularity_[warm] + 1.0, 0.75)
+        q = torch.from_numpy((q / q.sum()).astype(np.float32))
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        best, best_state, bad, curve = -1.0, None, 0, []
+        t_train = time.perf_counter()
+        epochs = range(cfg.epochs)
+        if cfg.progress:
+            from rich.progress import track
+            epochs = track(epochs, description="lm-twotower epochs")
+        for epoch in epochs:
+            self.net_.train()
+            perm = rng.permutation(len(pu))
+            for s in range(0, len(perm), cfg.batch_size):
+                b = perm[s:s + cfg.batch_size]
+                u, slot = torch.from_numpy(pu[b]), torch.from_numpy(ps[b])
+                keep = (torch.rand(n_items) >= cfg.id_dropout).float()
+                Fi, bi = self.net_.items(keep)
+                w = w_t[u].clone()
+                w[torch.arange(len(b)), slot] = 0.0            # hold the target out of the input
+                tgt = seq_t[u, slot]
+                U = self.net_.users(Fi, seq_t[u], w, None if Ut is None else Ut[u])
+                if cfg.loss == "bpr":
+                    neg = warm_idx[torch.randint(len(warm_idx), (len(b),))]
+                    su = self.net_.scores(U, Fi, bi)
+                    x = su[torch.arange(len(b)), tgt] - su[torch.arange(len(b)), neg]
+                    loss = -F_.logsigmoid(x).mean()
+                elif not sampled:
+                    logits = self.net_.scores(U, Fi[warm_idx], bi[warm_idx]) / cfg.temperature
+                    loss = F_.cross_entropy(logits, remap[tgt])
+                else:
+                    neg = torch.multinomial(q, cfg.n_negatives, replacement=True)
+                    cand = torch.cat([remap[tgt], neg])
+                    items = warm_idx[cand]
+                    logits = self.net_.scores(U, Fi[items], bi[items]) / cfg.temperature
+                    logits = logits - torch.log(q[cand] * cfg.n_negatives)[None, :]
+                    # each row's positive sits in column r; other rows' positives are negatives too
+                    logits[:, :len(b)] = logits[:, :len(b)].masked_fill(
+                        (cand[:len(b)][None, :] == cand[:len(b)][:, None]) & ~torch.eye(len(b), dtype=torch.bool),
+                        float("-inf"))
+                    logits[:, len(b):] = logits[:, len(b):].masked_fill(
+                        cand[len(b):][None, :] == cand[:len(b)][:, None], float("-inf"))
+                    loss = F_.cross_entropy(logits, torch.arange(len(b)))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            last = epoch + 1 == cfg.epochs
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_train > cfg.max_seconds
+            if valid is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
+                from longrec.models.validation import valid_ndcg
+                self._finish()
+                score = valid_ndcg(self, valid)
+                curve.append((epoch + 1, round(score, 6), round(time.perf_counter() - t_train, 1)))
+                if score > best:
+                    best, bad = score, 0
+                    best_state = ({k: v.clone() for k, v in self.net_.state_dict().items()}, epoch + 1)
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        break
+            if out_of_time:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state[0])
+            self.fit_info_.update({"best_epoch": best_state[1], "valid_ndcg@10": round(best, 6), "valid_curve": curve})
+        self.fit_info_["train_seconds"] = round(time.perf_counter() - t_train, 1)
+        self._finish()
+
+    def _finish(self) -> None:
+        import torch
+
+        self.net_.eval()
+        with torch.no_grad():
+            self._F, self._b = self.net_.items()
+
+    # ---------------------------------------------------------------- inference
+    def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(self.config.num_threads)
+        H = int(max(hist.lengths().max(initial=1), 1))
+        seq, lens = _last_items(hist.indptr, hist.indices, H)
+        w = (np.arange(H)[None, :] < lens[:, None]).astype(np.float32)
+        ut = None
+        if self.user_text_ is not None:
+            ut = np.zeros((len(users), self.user_text_.shape[1]), dtype=np.float32)
+            ut[users >= 0] = self.user_text_[users[users >= 0]]
+            ut = torch.from_numpy(ut)
+        with torch.no_grad():
+            U = self.net_.users(self._F, torch.from_numpy(seq), torch.from_numpy(w), ut)
+            return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32)
+
+    # ---------------------------------------------------------------- persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        out = {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
+        if self.user_text_ is not None:
+            out["user_text"] = self.user_text_
+        return out
+
+    def _set_state(self, t: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.user_text_ = t.get("user_text")
+        ud = 0 if self.user_text_ is None else self.user_text_.shape[1]
+        self.net_ = _build_net(len(self.vocab_.items), t["net.text"], ud, self.config)
+        self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("net.")})
+        self._finish()
+
+
+def _last_items(indptr: np.ndarray, indices: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last H items of each CSR row, left-aligned and zero-padded, and the row lengths."""
+    lens = np.minimum(np.diff(indptr), H)
+    start = indptr[1:] - lens
+    pos = start[:, None] + np.arange(H)[None, :]
+    ok = np.arange(H)[None, :] < lens[:, None]
+    idx = np.asarray(indices, dtype=np.int64)
+    seq = np.where(ok, idx[np.minimum(pos, max(len(idx) - 1, 0))], 0) if len(idx) else np.zeros(ok.shape, np.int64)
+    return seq.astype(np.int64), lens
+

@@ -1,0 +1,28 @@
+"""Privacy: user-level differentially private training, privacy attacks, federated training.
+
+    from longrec.privacy import DPTwoTower, membership_inference, attribute_inference_auc
+    model = DPTwoTower(dp_epsilon=8).fit(train)          # meta_["privacy"]["epsilon_spent"]
+
+Names resolve lazily: importing this package loads neither torch, Opacus, Flower nor scikit-learn.
+See docs/privacy.md for the guarantee and its caveats.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DPTwoTower": "twotower", "DPTwoTowerConfig": "twotower",
+    "membership_inference": "attacks", "attribute_inference_auc": "attacks", "difference_vectors": "attacks",
+    "FederatedConfig": "federated", "run_federated": "federated", "partition_users": "federated",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'longrec.privacy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"longrec.privacy.{mod}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,257 @@
+"""Federated training of the two-tower model across silos with Flower (FedAvg).
+
+Each party ("platform", a Flower client) holds a partition of the users and their training
+histories: N random clients, one silo per occupation, or one per zip-code prefix. Raw
+interactions never leave a party. What is exchanged each round is only the shared, dense
+parameters of `longrec.privacy.twotower` (user-tower MLP, item projection, item biases); the
+model has no per-user parameters at all, and a user's representation is computed from their
+history on the party that holds it. The server averages the parties' parameters weighted by
+their number of users (FedAvg, McMahan et al. 2017) through Flower's simulation engine.
+
+    cfg = FederatedConfig.from_toml("examples/federated_ml100k.toml")
+    report = run_federated(cfg)            # dict; the model is saved to cfg.output if set
+
+Evaluation (NDCG@10 of the global model on valid each round, test at the end) is done
+centrally by the simulation driver for reporting; a real deployment would evaluate on the
+parties. engine="local" runs the identical FedAvg arithmetic in a plain loop (no Flower, no
+Ray): for machines without the extra and for quick sweeps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from longrec.errors import ConfigError, LongrecError
+
+
+class FederatedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field("ml-100k", description="registered dataset name (longrec.data.registry)")
+    protocol: Literal["p1", "p2", "p3"] = "p1"
+    partition: Literal["random", "occupation", "zip"] = Field(
+        "random", description="how users are split into parties: N random clients, by occupation, by zip prefix")
+    n_clients: int = Field(4, ge=1, description="number of parties for partition='random'")
+    zip_digits: int = Field(1, ge=1, le=5, description="zip-code prefix length for partition='zip'")
+    rounds: int = Field(20, ge=1)
+    local_epochs: int = Field(1, ge=1, description="passes over its own users per party per round")
+    fraction_train: float = Field(1.0, gt=0, le=1, description="share of parties sampled per round")
+    engine: Literal["flower", "local"] = "flower"
+    model: dict[str, Any] = Field(default_factory=dict, description="DPTwoTowerConfig fields (epochs is ignored)")
+    client_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved per simulated client")
+    eval_every: int = Field(1, ge=1, description="rounds between validation NDCG@10 checks")
+    output: str | None = Field(None, description="directory to save the final global model to")
+    seed: int = 0
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FederatedConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"federated config {p} does not exist; see examples/federated_ml100k.toml.")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p} is not valid TOML ({e}).") from None
+        return cls.parse(raw, where=str(p))
+
+    @classmethod
+    def parse(cls, raw: dict, where: str = "the federated config") -> FederatedConfig:
+        try:
+            return cls(**raw)
+        except ValidationError as e:
+            lines = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(config)'}: {err['msg']}" for err in e.errors())
+            raise ConfigError(f"invalid {where}: {lines}. Valid fields: {', '.join(cls.model_fields)}.") from None
+
+
+# ============================================================================ partitions
+def partition_users(user_ids: np.ndarray, users: pd.DataFrame | None, how: str, n_clients: int = 4,
+                    zip_digits: int = 1, seed: int = 0) -> list[np.ndarray]:
+    """Split `user_ids` into parties; returns one array of user IDs per party (none empty)."""
+    ids = np.asarray(user_ids, dtype=object)
+    if how == "random":
+        if n_clients > len(ids):
+            raise ConfigError(f"n_clients={n_clients} exceeds the {len(ids)} users; use fewer clients.")
+        perm = np.random.default_rng(seed).permutation(len(ids))
+        return [ids[np.sort(p)] for p in np.array_split(perm, n_clients)]
+    col = {"occupation": "occupation", "zip": "zip_code"}[how]
+    if users is None or col not in users.columns:
+        raise ConfigError(f"partition={how!r} needs a user table with a {col!r} column; use partition='random'.")
+    tab = users.drop_duplicates("user_id").set_index(users.drop_duplicates("user_id")["user_id"].astype(str))[col]
+    key = tab.reindex(pd.Series(ids, dtype=object).astype(str)).fillna("unknown").astype(str).to_numpy()
+    if how == "zip":  # non-numeric (e.g. Canadian) codes share one party
+        key = np.array([k[:zip_digits] if k[:zip_digits].isdigit() else "other" for k in key], dtype=object)
+    return [ids[key == g] for g in sorted(set(key))]
+
+
+# ============================================================================ training
+def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_epochs: int, seed: int) -> dict:
+    """One party's round: load the global arrays, train on its users, return new arrays."""
+    import torch
+
+    from longrec.privacy.twotower import build_net, train_epochs, user_loader
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    net = build_net(text, cfg)
+    state = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
+    state["text"] = net.text
+    net.load_state_dict(state)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    losses = train_epochs(net, X, text, user_loader(X.shape[0], cfg.batch_size, seed), opt, local_epochs,
+                          cfg.keep_prob, np.random.default_rng(seed))
+    return {k: v.detach().numpy().copy() for k, v in net.state_dict().items() if k != "text"}, losses[-1]
+
+
+def _fedavg(results: list[tuple[dict, int]]) -> dict[str, np.ndarray]:
+    total = sum(n for _, n in results)
+    return {k: sum(a[k] * (n / total) for a, n in results).astype(np.float32) for k in results[0][0]}
+
+
+def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bool = False,
+                  split: dict | None = None) -> dict[str, Any]:
+    """Train the two-tower model federatedly; returns a report (curve, NDCG@10, wall time).
+
+    split: {"train", "valid", "test"} Datasets to use instead of loading cfg.dataset."""
+    from longrec.data.registry import load_split
+    from longrec.metrics.ranking import evaluate
+    from longrec.models.validation import valid_ndcg
+    from longrec.privacy.twotower import DPTwoTower
+
+    if data_dir:
+        os.environ["LONGREC_DATA_DIR"] = data_dir
+    split = split or load_split(cfg.dataset, cfg.protocol)
+    train, valid, test = split["train"], split["valid"], split["test"]
+    mcfg = {**cfg.model, "seed": cfg.seed}
+    if mcfg.get("dp_epsilon") is not None:
+        raise ConfigError("federated training with dp_epsilon is not implemented; remove it from [model].")
+    model = DPTwoTower(mcfg)
+    model.config.epochs = 1
+    model._external_training = True  # fit() sets up vocabulary + text, the rounds below train
+    model.fit(train)
+    X = model._binary(model.seen_)
+    parts = partition_users(model.vocab_.users.ids, train.users, cfg.partition, cfg.n_clients, cfg.zip_digits, cfg.seed)
+    rows = [model.vocab_.users.lookup(p) for p in parts]
+    client_X = [X[r] for r in rows]
+    sizes = [len(r) for r in rows]
+    text, tcfg = model.text_, model.config
+    curve: list[tuple[int, float, float]] = []
+    t0 = time.perf_counter()
+
+    def evaluate_round(rnd: int, arrays: dict[str, np.ndarray]) -> float | None:
+        if rnd == 0 or (rnd % cfg.eval_every and rnd != cfg.rounds):
+            return None
+        model.set_arrays(arrays)
+        v = valid_ndcg(model, valid)
+        curve.append((rnd, round(v, 6), round(time.perf_counter() - t0, 2)))
+        if verbose:
+            print(f"round {rnd}: valid NDCG@10 {v:.4f} ({time.perf_counter() - t0:.1f}s)", flush=True)
+        return v
+
+    initial = model.get_arrays()
+    if cfg.engine == "local":
+        final = _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round)
+    else:
+        final = _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
+    wall = time.perf_counter() - t0
+    model.set_arrays(final)
+    best = max(curve, key=lambda c: c[1]) if curve else None
+    hist = valid.interactions
+    recs = model.recommend(users=test.interactions["user_id"].unique(), histories=hist, k=10)
+    test_ndcg = evaluate(recs, test.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"]
+    report = {
+        "dataset": cfg.dataset, "protocol": cfg.protocol, "partition": cfg.partition, "n_parties": len(parts),
+        "party_sizes": sizes, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs, "engine": cfg.engine,
+        "valid_curve": curve, "best_round": best[0] if best else None,
+        "final_valid_ndcg@10": curve[-1][1] if curve else None, "test_ndcg@10": round(float(test_ndcg), 6),
+        "wall_seconds": round(wall, 2), "model": tcfg.model_dump(),
+    }
+    model.meta_["federated"] = {k: v for k, v in report.items() if k != "model"}
+    model.fit_info_.pop("loss_curve", None)
+    if cfg.output:
+        model.save(cfg.output)
+        report["output"] = str(cfg.output)
+    return report
+
+
+def _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(cfg.seed)
+    arrays = initial
+    n = len(client_X)
+    for rnd in range(1, cfg.rounds + 1):
+        chosen = np.sort(rng.choice(n, size=max(1, int(round(cfg.fraction_train * n))), replace=False))
+        results = []
+        for c in chosen:
+            new, _ = _local_train(arrays, client_X[c], text, tcfg, cfg.local_epochs, cfg.seed * 100_003 + rnd * 1009 + int(c))
+            results.append((new, sizes[c]))
+        arrays = _fedavg(results)
+        evaluate_round(rnd, arrays)
+    return arrays
+
+
+def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        import torch
+        from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+        from flwr.clientapp import ClientApp
+        from flwr.serverapp import Grid, ServerApp
+        from flwr.serverapp.strategy import FedAvg
+        from flwr.simulation import run_simulation
+    except ImportError as e:
+        raise LongrecError(f"engine='flower' needs Flower: pip install 'flwr[simulation]' ({e}); "
+                           "or set engine = \"local\" in the config.") from None
+    import logging
+
+    def to_record(arrays: dict[str, np.ndarray]):
+        return ArrayRecord(torch_state_dict={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+    def from_record(rec) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in rec.to_torch_state_dict().items()}
+
+    client_app = ClientApp()
+
+    @client_app.train()
+    def train(msg: Message, context: Context) -> Message:
+        pid = int(context.node_config["partition-id"])
+        rnd = int(msg.content["config"]["server-round"])
+        new, loss = _local_train(from_record(msg.content["arrays"]), client_X[pid], text, tcfg,
+                                 cfg.local_epochs, cfg.seed * 100_003 + rnd * 1009 + pid)
+        metrics = MetricRecord({"train_loss": float(loss), "num-examples": int(sizes[pid])})
+        return Message(content=RecordDict({"arrays": to_record(new), "metrics": metrics}), reply_to=msg)
+
+    out: dict[str, Any] = {}
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        n = len(client_X)
+        strategy = FedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
+                          min_train_nodes=max(1, int(round(cfg.fraction_train * n))), min_available_nodes=n)
+
+        def central_eval(rnd: int, rec) -> MetricRecord | None:
+            v = evaluate_round(rnd, from_record(rec))
+            return None if v is None else MetricRecord({"valid_ndcg@10": v})
+
+        result = strategy.start(grid=grid, initial_arrays=to_record(initial), num_rounds=cfg.rounds,
+                                train_config=ConfigRecord({}), evaluate_fn=central_eval)
+        out["arrays"] = from_record(result.arrays)
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    backend = {"client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
+               "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=len(client_X),
+                   backend_config=backend, verbose_logging=False)
+    if "arrays" not in out:
+        raise LongrecError("the Flower simulation ended without a result (see the log above); "
+                           "try engine = \"local\" to check the training itself.")
+    return out["arrays"]

@@ -1,0 +1,188 @@
+"""The language-model recommenders (lm-seq, lm-twotower, blend): the shared conformance suite
+run on them (before they are registered) plus their own behaviour.
+
+Fast tests use the `hash` text encoder (no language model); one slow test runs the real
+packaged MiniLM encoder; the realdata test trains lm-seq on ml-100k P2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tests.models.test_conformance as conf
+from longrec.data.dataset import Dataset
+from longrec.errors import ConfigError
+from longrec.models import Recommender, get_model_class
+from longrec.models import registry
+from tests.conftest import make_synthetic
+
+LM_MODELS = {
+    "lm-seq": "longrec.models.lm_seq:LMSeq",
+    "lm-twotower": "longrec.models.lm_twotower:LMTwoTower",
+    "blend": "longrec.models.blend:Blend",
+}
+_SEQ_FAST = {"encoder": "hash", "epochs": 3, "dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "num_threads": 1}
+_TT_FAST = {"encoder": "hash", "epochs": 3, "dim": 16, "num_threads": 1}
+FAST = {
+    "lm-seq": _SEQ_FAST,
+    "lm-twotower": _TT_FAST,
+    "blend": {"models": [{"name": "ease", "config": {"tune_l2": False, "l2": 10.0}},
+                         {"name": "lm-seq", "config": _SEQ_FAST}], "weight_step": 0.25},
+}
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch):
+    for k, v in LM_MODELS.items():
+        monkeypatch.setitem(registry.MODELS, k, v)
+        monkeypatch.setitem(conf.FAST_CONFIGS, k, FAST[k])
+
+
+# ------------------------------------------------------------------ the conformance suite, on these models
+@pytest.fixture(params=list(LM_MODELS))
+def name(request):
+    return request.param
+
+
+@pytest.fixture
+def fitted(name, synthetic):
+    train, valid = synthetic
+    return get_model_class(name)(FAST[name]).fit(train, valid)
+
+
+for _n in dir(conf):
+    if _n.startswith("test_"):
+        globals()[_n] = getattr(conf, _n)
+
+
+# ------------------------------------------------------------------ lm-seq
+def _seq(**kw):
+    from longrec.models.lm_seq import LMSeq
+    return LMSeq({**_SEQ_FAST, **kw})
+
+
+def test_lm_seq_modes_and_order_matters(synthetic):
+    train, valid = synthetic
+    for mode in ("lm+id", "id-only", "text-only"):
+        m = _seq(mode=mode, epochs=2).fit(train, valid)
+        a = m.score(histories={"x": [2, 4, 6]}).to_numpy()
+        b = m.score(histories={"x": [6, 4, 2]}).to_numpy()
+        assert np.isfinite(a).all()
+        assert not np.allclose(a, b), f"{mode}: a sequential model must read the order of the history"
+    assert "valid_ndcg@10" in m.fit_info_ and m.fit_info_["best_epoch"] >= 1
+
+
+def test_lm_seq_stores_text_matrix_and_loads_without_encoder(synthetic, tmp_path, monkeypatch):
+    train, valid = synthetic
+    m = _seq().fit(train, valid)
+    m.save(tmp_path / "m")
+    import longrec.models._lm_items as li
+
+    def boom(*a, **k):
+        raise AssertionError("a loaded model must not call the encoder")
+    monkeypatch.setattr(li, "embed_texts", boom)
+    loaded = Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(m.score(histories={"n": [1, 3]}), loaded.score(histories={"n": [1, 3]}))
+
+
+def test_lm_seq_cold_items_scored_through_text(synthetic):
+    """Items of the item table with no interactions get finite scores that follow their text."""
+    train, valid = synthetic
+    inter, items = make_synthetic(n_items=40)
+    extra = pd.DataFrame({"item_id": [101, 102], "title": ["Item 3 new", "Item 4 new"], "genre": ["Odd", "Even"]})
+    ds = Dataset(train.interactions.copy(), pd.concat([items, extra], ignore_index=True))
+    m = _seq(epochs=6).fit(ds, valid)
+    s = m.score(histories={"odd-fan": [1, 3, 5, 7, 9]}, items=[101, 102])
+    assert np.isfinite(s.to_numpy()).all() and s.iloc[0, 0] != s.iloc[0, 1]
+    assert m.popularity_[m.vocab_.items.lookup([101])[0]] == 0
+
+
+def test_lm_seq_sampled_softmax_path(synthetic):
+    train, valid = synthetic
+    m = _seq(full_softmax_max_items=5, n_negatives=8).fit(train, valid)
+    assert np.isfinite(m.score(users=train.user_ids[:3]).to_numpy()).all()
+
+
+def test_lm_seq_windows_cover_long_histories():
+    from longrec.models.lm_seq import LMSeq
+    import scipy.sparse as sp
+
+    m = LMSeq(max_len=4)
+    # one user with 10 items (0..9), one with 1 item (no window), one with 2
+    indptr = np.array([0, 10, 11, 13])
+    m.seen_ = sp.csr_matrix((np.ones(13), np.r_[np.arange(10), 5, 3, 4], indptr), shape=(3, 10))
+    w = m._windows(None)
+    assert w.shape == (4, 5)  # windows ending at 10, 6, 2 for user 0 and one for user 2
+    assert list(w[0]) == [6, 7, 8, 9, 10] and list(w[1]) == [2, 3, 4, 5, 6] and list(w[2]) == [1, 2, 0, 0, 0]
+    assert list(w[3]) == [4, 5, 0, 0, 0]
+
+
+# ------------------------------------------------------------------ lm-twotower
+def test_twotower_additive_cannot_personalise(synthetic):
+    from longrec.models.lm_twotower import LMTwoTower
+
+    train, valid = synthetic
+    add = LMTwoTower(_TT_FAST, interaction="additive").fit(train, valid)
+    s = add.score(histories={"even": [2, 4, 6, 8], "odd": [1, 3, 5, 7]}).to_numpy()
+    # the user term shifts a row by a constant: the item ranking is the same for everyone
+    assert np.allclose(s[0] - s[0].mean(), s[1] - s[1].mean(), atol=1e-5)
+    dot = LMTwoTower(_TT_FAST, epochs=8).fit(train, valid)
+    s = dot.score(histories={"even": [2, 4, 6, 8], "odd": [1, 3, 5, 7]}).to_numpy()
+    assert not np.array_equal(np.argsort(-s[0]), np.argsort(-s[1]))
+
+
+def test_twotower_options_train(synthetic):
+    from longrec.models.lm_twotower import LMTwoTower
+
+    train, valid = synthetic
+    users = pd.DataFrame({"user_id": train.user_ids, "age": 30, "occupation": "writer"})
+    ds = Dataset(train.interactions.copy(), train.items, users)
+    for kw in ({"pooling": "attention"}, {"loss": "bpr"}, {"user_text": True}, {"use_id": False},
+               {"full_softmax_max_items": 5, "n_negatives": 8}):
+        m = LMTwoTower(_TT_FAST, **kw).fit(ds, valid)
+        assert np.isfinite(m.score(users=train.user_ids[:3]).to_numpy()).all(), kw
+
+
+# ------------------------------------------------------------------ blend
+def test_blend_weights_tuned_and_bad_weights_rejected(synthetic):
+    from longrec.models.blend import Blend
+
+    train, valid = synthetic
+    b = Blend(FAST["blend"]).fit(train, valid)
+    assert abs(sum(b.fit_info_["weights"]) - 1.0) < 1e-6 and len(b.fit_info_["members"]) == 2
+    with pytest.raises(ConfigError, match="weights"):
+        Blend(FAST["blend"], weights=[1.0]).fit(train, valid)
+    with pytest.raises(ConfigError):
+        Blend(models=[{"name": "no-such-model"}]).fit(train, valid)
+
+
+def test_blend_default_config_lists_ease_and_lm_seq():
+    from longrec.models.blend import Blend
+
+    assert [m.name for m in Blend().config.models] == ["ease", "lm-seq"]
+
+
+# ------------------------------------------------------------------ the real encoder and real data
+@pytest.mark.slow
+def test_lm_seq_with_the_packaged_minilm(synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("LONGREC_CACHE_DIR", str(tmp_path / "cache"))
+    train, valid = synthetic
+    m = _seq(encoder="default").fit(train, valid)
+    assert m.net_.text.shape[1] == 384
+    assert len(m.recommend(users=train.user_ids[:2], k=5)) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_lm_seq_learns_ml100k_p2(real_data_dir, monkeypatch):
+    """A short run on ml-100k P2 (hash text) must beat popularity on valid."""
+    monkeypatch.setenv("LONGREC_DATA_DIR", str(real_data_dir))
+    from longrec.data.registry import load_split
+    from longrec.models.validation import valid_ndcg
+
+    s = load_split("ml-100k", "p2", download=False)
+    m = _seq(encoder="hash", dim=32, max_len=30, epochs=3, num_threads=2).fit(s["train"], s["valid"])
+    pop = get_model_class("pop")().fit(s["train"])
+    assert valid_ndcg(m, s["valid"]) > valid_ndcg(pop, s["valid"])
