@@ -1,0 +1,529 @@
+"""The FastAPI application: `create_app(model_dir, db_url=None, settings=ServeSettings())`.
+
+Read endpoints: GET /health, /ready, /metrics, /users, /items/{id}/similar; POST /recommend, /explain.
+Write endpoints (Bearer key from $LONGREC_API_KEY; disabled when unset): POST /items,
+/events, /admin/reload. See docs/serve.md for shapes, limits and the new-item policy.
+"""
+
+
+import datetime as _dt
+import hmac
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+from longrec.errors import LongrecError, UnknownIdError
+from longrec.serve.metrics import Metrics, ServeMiddleware
+from longrec.serve.settings import ServeSettings
+from longrec.serve.state import Overlay, ServingState, check_model_dir, text_of, title_of
+
+IdStr = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+Id = Union[StrictInt, IdStr]
+
+
+# ---------------------------------------------------------------------- response shapes
+class RecItem(BaseModel):
+    item_id: Id
+    score: float
+    title: Optional[str] = None
+    source: Literal["model", "new", "text"] = "model"
+    because: Optional[list[dict[str, Any]]] = None
+
+
+class RecommendResponse(BaseModel):
+    items: list[RecItem]
+    user_id: Optional[Id] = None
+    history_used: int = 0
+    model: str = ""
+
+
+class SimilarResponse(BaseModel):
+    item_id: Id
+    items: list[RecItem]
+
+
+class EventsResponse(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class ItemsResponse(BaseModel):
+    added: int
+    updated: int
+    seconds: float
+
+
+class ReloadResponse(BaseModel):
+    model_dir: str
+    model: str
+    n_items: int
+    n_users: int
+    load_seconds: float
+
+
+def _schemas(s: ServeSettings):
+    """Request models carrying this app's limits (so they appear in the OpenAPI schema)."""
+    Text = Annotated[str, StringConstraints(min_length=1, max_length=s.max_text_chars, strip_whitespace=True)]
+
+    class RecommendRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        user_id: Optional[Id] = None
+        history: Optional[list[Id]] = Field(None, max_length=s.max_history)
+        text: Optional[Text] = None
+        k: int = Field(10, ge=1, le=s.max_k)
+        exclude_seen: bool = True
+        candidates: Optional[list[Id]] = Field(None, min_length=1, max_length=100_000)
+        rerank: Optional[Literal["none", "mmr"]] = None
+        explain: bool = False
+
+        @model_validator(mode="after")
+        def _one_input(self):
+            if self.user_id is None and self.history is None and self.text is None:
+                raise ValueError("give user_id, history or text (at least one)")
+            return self
+
+    class ExplainRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        user_id: Optional[Id] = None
+        history: Optional[list[Id]] = Field(None, max_length=s.max_history)
+        item_id: Id
+
+        @model_validator(mode="after")
+        def _one_input(self):
+            if self.user_id is None and self.history is None:
+                raise ValueError("give user_id or history")
+            return self
+
+    class ItemIn(BaseModel):
+        """item_id plus `text`, or item columns (title, genre, description, ...) turned into text."""
+        model_config = ConfigDict(extra="allow")
+        item_id: Id
+        text: Optional[Text] = None
+
+        @model_validator(mode="after")
+        def _has_text(self):
+            extra = self.model_extra or {}
+            if self.text is None and not any(v not in (None, "") for v in extra.values()):
+                raise ValueError("an item needs `text` or at least one column such as `title`")
+            for key, v in extra.items():
+                if not isinstance(v, (str, int, float, bool, type(None))):
+                    raise ValueError(f"item column {key!r} must be a string or number")
+                if isinstance(v, str) and len(v) > s.max_text_chars:
+                    raise ValueError(f"item column {key!r} is longer than {s.max_text_chars} characters")
+            return self
+
+    class ItemsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[ItemIn] = Field(..., min_length=1, max_length=s.max_batch)
+
+    class EventIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        event_id: Id
+        user_id: Id
+        item_id: Id
+        type: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "interaction"
+        timestamp: Optional[Union[float, _dt.datetime]] = Field(None, description="unix seconds or ISO 8601; default: now")
+
+    class EventsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        events: list[EventIn] = Field(..., min_length=1, max_length=s.max_batch)
+
+    class ReloadRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        model_dir: Optional[str] = Field(None, description="default: the directory being served")
+
+    return RecommendRequest, ExplainRequest, ItemsRequest, EventsRequest, ReloadRequest
+
+
+class Service:
+    """Holds the current `ServingState` (swapped atomically) and the event store."""
+
+    def __init__(self, model_dir: Path, db_url: str | None, settings: ServeSettings) -> None:
+        from longrec.serve.encoding import make_encoder
+        from longrec.serve.store import EventStore, default_db_url
+
+        check_model_dir(model_dir)
+        self.settings = settings
+        self.encoder = make_encoder(settings.resolved_encoder())
+        self.store = EventStore(db_url or default_db_url(model_dir), synchronous=settings.sqlite_synchronous)
+        self._lock = threading.Lock()  # serialises reloads and item writes (reads never wait)
+        self.state = self._build(Path(model_dir))
+        self.reloads = 0
+
+    def _build(self, model_dir: Path) -> ServingState:
+        st = ServingState(model_dir, self.settings, self.encoder)
+        stored = self.store.all_items()
+        if stored:
+            ids = st.coerce([r["item_id"] for r in stored])
+            vecs = np.asarray(self.encoder.encode([r["text"] for r in stored], show_progress=False), np.float32)
+            titles = {i: title_of(r["attrs"], i) for i, r in zip(ids, stored)}
+            st.overlay = Overlay().with_items(ids, vecs, titles)
+        if st.dim is None and len(st.overlay):
+            st.dim = int(st.overlay.vectors.shape[1])
+        return st
+
+    def reload(self, model_dir: Path) -> ServingState:
+        with self._lock:
+            check_model_dir(model_dir)
+            new = self._build(model_dir)
+            self.state = new  # one reference assignment: in-flight requests keep `old`
+            self.reloads += 1
+            return new
+
+    def add_items(self, items: list[dict]) -> tuple[int, int, float]:
+        t0 = time.perf_counter()
+        with self._lock:
+            st = self.state
+            ids = st.coerce([i["item_id"] for i in items])
+            texts = [text_of(i) for i in items]
+            attrs = [{k: v for k, v in i.items() if k not in ("item_id",)} for i in items]
+            vecs = np.asarray(self.encoder.encode(texts, show_progress=False), np.float32)
+            if st.dim is not None and vecs.shape[1] != st.dim:
+                raise LongrecError(f"the encoder gives {vecs.shape[1]}-d vectors but the catalogue has {st.dim}-d ones.")
+            self.store.upsert_items([{"item_id": i, "text": t, "attrs": a} for i, t, a in zip(ids, texts, attrs)])
+            known = sum(1 for i in ids if st.known_item(i))
+            titles = {i: title_of(a, i) if any(k in a for k in ("title", "movie_title", "name")) else t[:80]
+                      for i, a, t in zip(ids, attrs, texts)}
+            st.overlay = st.overlay.with_items(ids, vecs, titles)  # copy-on-write swap
+            if st.dim is None:
+                st.dim = int(vecs.shape[1])
+        return len(ids) - known, known, time.perf_counter() - t0
+
+
+def _now() -> float:
+    return time.time()
+
+
+def create_app(model_dir: str | Path, db_url: str | None = None, settings: ServeSettings | None = None):
+    """Build the app. Raises ModelError (clear message) when `model_dir` cannot be served."""
+    from fastapi import Depends, FastAPI, Header, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from fastapi.staticfiles import StaticFiles
+
+    s = settings or ServeSettings()
+    svc = Service(Path(model_dir), db_url, s)
+    api_key = s.resolved_api_key()
+    metrics = Metrics()
+    RecommendRequest, ExplainRequest, ItemsRequest, EventsRequest, ReloadRequest = _schemas(s)
+
+    app = FastAPI(title="longrec", version=_version(), description=(
+        "Recommendations from a saved longrec model, with a durable event store and new items without retraining."))
+    app.state.service = svc
+    app.state.metrics = metrics
+    app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes)
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        parts = []
+        for e in errs:
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+        clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errs]
+        return JSONResponse(status_code=422, content={"message": "invalid request: " + "; ".join(parts), "detail": clean})
+
+    @app.exception_handler(LongrecError)
+    async def _longrec(request: Request, exc: LongrecError):
+        code = 404 if isinstance(exc, UnknownIdError) else 400
+        return JSONResponse(status_code=code, content={"message": str(exc), "detail": str(exc)})
+
+    def require_key(authorization: Optional[str] = Header(None, description="Bearer <LONGREC_API_KEY>")) -> None:
+        if api_key is None:
+            raise HTTPException(403, "write endpoints are disabled: the server was started without LONGREC_API_KEY. "
+                                     "Set it and restart to enable /items, /events and /admin/reload.")
+        if not authorization:
+            raise HTTPException(401, "missing Authorization header; send `Authorization: Bearer <key>`.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(401, "malformed Authorization header; send `Authorization: Bearer <key>`.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise HTTPException(403, "wrong API key.")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        return JSONResponse(status_code=exc.status_code, content={"message": exc.detail, "detail": exc.detail},
+                            headers=getattr(exc, "headers", None))
+
+    # ------------------------------------------------------------------ helpers
+    def user_history(st: ServingState, user_id, extra: list | None) -> tuple[list, list]:
+        """(training history, new history): the model's own record of a known user, then the
+        user's stored events and the request's `history`, oldest first."""
+        trained: list = []
+        hist: list = []
+        if user_id is not None:
+            uidx = st.model.vocab_.users.lookup([_user_id(st, user_id)])[0]
+            if uidx >= 0:
+                seen = st.model.seen_
+                trained = st.model_ids[seen.indices[seen.indptr[uidx]:seen.indptr[uidx + 1]]].tolist()
+            hist = st.coerce(svc.store.history(user_id, s.max_history))
+        if extra:
+            hist += st.coerce(extra)
+        return trained, hist[-s.max_history:]
+
+    def rec_items(st: ServingState, pairs: list[tuple], source_of, hist: list, explain: bool) -> list[dict]:
+        sources = source_of([i for i, _ in pairs])
+        out = [{"item_id": _jsonable(i), "score": round(float(sc), 6), "title": st.title(i), "source": src}
+               for (i, sc), src in zip(pairs, sources)]
+        if explain and out and hist:
+            hv, hf = st.vectors_for(hist[-s.profile_items:])
+            hids = [h for h, f in zip(hist[-s.profile_items:], hf) if f]
+            rv, rf = st.vectors_for([i for i, _ in pairs])
+            if hids:
+                sims = rv @ hv[hf].T
+                best = sims.argmax(axis=1)
+                for r, o in enumerate(out):
+                    if rf[r]:
+                        h = hids[int(best[r])]
+                        o["because"] = [{"item_id": _jsonable(h), "title": st.title(h),
+                                         "similarity": round(float(sims[r, best[r]]), 4)}]
+        return out
+
+    # ------------------------------------------------------------------ read endpoints
+    @app.get("/health", tags=["ops"])
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    def ready():
+        st = svc.state
+        ok = svc.store.ping()
+        body = {"ready": ok, "model": st.model.name, "model_dir": str(st.model_dir), "n_items": len(st.model_ids),
+                "n_users": len(st.model.vocab_.users), "new_items": len(st.overlay),
+                "retrieval": st.index.kind if st.index is not None else "none",
+                "encoder": getattr(svc.encoder, "identity", "?")[:120], "store": svc.store.dialect,
+                "write_enabled": api_key is not None}
+        return JSONResponse(status_code=200 if ok else 503, content=body)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def prometheus():
+        st = svc.state
+        gauges = {"longrec_model_items": len(st.model_ids), "longrec_new_items": len(st.overlay),
+                  "longrec_model_reloads_total": svc.reloads, "longrec_model_loaded_timestamp_seconds": st.loaded_at}
+        return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/users", tags=["read"])
+    def users(limit: int = 50):
+        st = svc.state
+        ids = st.model.vocab_.users.ids[: max(1, min(limit, 1000))]
+        return {"users": [_jsonable(u) for u in ids]}
+
+    @app.post("/recommend", response_model=RecommendResponse, response_model_exclude_none=True, tags=["read"])
+    def recommend(req: RecommendRequest):
+        st = svc.state  # one snapshot for the whole request (reloads swap the reference)
+        user = _user_id(st, req.user_id)
+        trained, hist = user_history(st, req.user_id, req.history)
+        everything = trained + hist
+        cands = st.coerce(req.candidates) if req.candidates is not None else None
+        exclude = set(everything) if req.exclude_seen else set()
+        if cands is not None and not any(st.known_item(c) for c in cands):
+            raise LongrecError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
+        fetch = req.k * 3 if req.rerank == "mmr" else req.k
+        if req.text is not None:
+            if st.dim is None:
+                raise LongrecError("text queries need item texts: the model has no item table and no items were added.")
+            q = svc.encoder.encode([req.text], show_progress=False)[0]
+            pairs = st.text_search(q, fetch, exclude, cands)
+            source_of = _source(st, default="text")
+        else:
+            pairs = st.model_recommend(user, hist, fetch, req.exclude_seen, cands)
+            pairs = merge_new_items(st, pairs, everything, exclude, cands, fetch)
+            source_of = _source(st, default="model")
+        if req.rerank == "mmr":
+            pairs = _mmr(st, pairs, req.k)
+        pairs = pairs[: req.k]
+        return {"items": rec_items(st, pairs, source_of, everything, req.explain), "user_id": req.user_id,
+                "history_used": len(everything), "model": st.model.name}
+
+    def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
+        """Insert API-added items unknown to the model (policy in docs/serve.md)."""
+        if not len(st.overlay) or s.new_item_slots == 0:
+            return pairs
+        new_ids = [i for i in st.overlay.ids if i not in exclude and (cands is None or i in cands)]
+        new_ids = [i for i, ok in zip(new_ids, st.in_model(new_ids)) if not ok] if new_ids else []
+        p = st.profile(hist)
+        if not new_ids or p is None:
+            return pairs
+        nv, _ = st.vectors_for(new_ids)
+        ns = nv @ p
+        order = np.argsort(-ns, kind="stable")[: min(s.new_item_slots, k)]
+        chosen = [(new_ids[j], float(ns[j])) for j in order if ns[j] >= s.new_item_min_similarity]
+        if not chosen:
+            return pairs
+        mv, mf = st.vectors_for([i for i, _ in pairs])
+        msim = np.where(mf, mv @ p, -np.inf) if len(pairs) else np.zeros(0)
+        out = list(pairs)
+        # each new item goes right after the model items that are more similar to the profile,
+        # but never below the list's last len(chosen) slots: a fresh item that passed the
+        # similarity bar gets seen (exploration), while the model's order is kept
+        for j, (nid, sim) in enumerate(sorted(chosen, key=lambda t: -t[1])):
+            pos = min(int((msim > sim).sum()), k - len(chosen) + j, len(out))
+            # its score sits between its neighbours so that the list stays sorted by score
+            gap = (out[0][1] - out[-1][1]) / len(out) if len(out) > 1 else 0.0
+            gap = gap if gap > 0 else 1e-6
+            above = out[pos - 1][1] if pos > 0 else (out[0][1] + 2 * gap if out else sim)
+            below = out[pos][1] if pos < len(out) else above - 2 * gap
+            out.insert(pos, (nid, (above + below) / 2))
+            msim = np.insert(msim, pos, np.inf)  # later (less similar) new items go below it
+        return out[:k]
+
+    @app.post("/explain", tags=["read"])
+    def explain(req: ExplainRequest):
+        st = svc.state
+        item = st.coerce([req.item_id])[0]
+        if not st.known_item(item):
+            raise UnknownIdError(f"unknown item {req.item_id!r}; add it with POST /items first.")
+        trained, hist = user_history(st, req.user_id, req.history)
+        user = _user_id(st, req.user_id)
+        out: dict[str, Any] = {"item_id": _jsonable(item), "title": st.title(item), "user_id": req.user_id,
+                               "history_used": len(trained) + len(hist),
+                               "method": "text-similarity + model score"}
+        if bool(st.in_model([item])[0]):
+            uid = user if user is not None else "\x00anonymous"
+            sc = st.model.score(users=[uid], histories={uid: st.known_to_model(hist)})
+            row = sc.iloc[0].to_numpy()
+            col = int(st.model.vocab_.items.lookup([item])[0])
+            out["model_score"] = round(float(row[col]), 6)
+            out["model_rank"] = int((row > row[col]).sum()) + 1
+        iv, found = st.vectors_for([item])
+        because = []
+        recent = (trained + hist)[-s.profile_items:]
+        if found[0] and recent:
+            hv, hf = st.vectors_for(recent)
+            hids = [h for h, f in zip(recent, hf) if f]
+            if hids:
+                sims = hv[hf] @ iv[0]
+                for j in np.argsort(-sims, kind="stable")[:3]:
+                    because.append({"item_id": _jsonable(hids[j]), "title": st.title(hids[j]),
+                                    "similarity": round(float(sims[j]), 4)})
+        out["because"] = because
+        plug = _explain_plugin()
+        if plug is not None:
+            try:
+                out["explanation"] = plug(st.model, user_id=user, history=hist, item_id=item)
+            except Exception as e:  # an optional add-on must not break the endpoint
+                out["explanation_error"] = f"{e.__class__.__name__}: {e}"
+        return out
+
+    @app.get("/items/{item_id}/similar", response_model=SimilarResponse, response_model_exclude_none=True, tags=["read"])
+    def similar(item_id: str, k: int = 10):
+        if not 1 <= k <= s.max_k:
+            raise HTTPException(422, f"k must be between 1 and {s.max_k}, got {k}.")
+        st = svc.state
+        item = st.coerce([item_id])[0]
+        v, found = st.vectors_for([item])
+        if not found[0]:
+            if st.known_item(item):
+                raise LongrecError(f"item {item_id!r} has no text (the model has no item table); add it with POST /items.")
+            raise UnknownIdError(f"unknown item {item_id!r}.")
+        pairs = st.text_search(v[0], k, exclude={item})
+        return {"item_id": _jsonable(item), "items": rec_items(st, pairs, _source(st, "text"), [], False)}
+
+    # ------------------------------------------------------------------ write endpoints
+    @app.post("/events", response_model=EventsResponse, tags=["write"], dependencies=[Depends(require_key)])
+    def events(req: EventsRequest):
+        rows = []
+        for e in req.events:
+            ts = e.timestamp.timestamp() if isinstance(e.timestamp, _dt.datetime) else (e.timestamp if e.timestamp is not None else _now())
+            rows.append({"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id, "type": e.type, "ts": ts})
+        stored, dup = svc.store.add_events(rows)
+        metrics.inc("longrec_events_stored_total", stored)
+        metrics.inc("longrec_events_duplicate_total", dup)
+        return {"stored": stored, "duplicates": dup}
+
+    @app.post("/items", response_model=ItemsResponse, tags=["write"], dependencies=[Depends(require_key)])
+    def add_items(req: ItemsRequest):
+        items = [{"item_id": it.item_id, **({"text": it.text} if it.text else {}), **(it.model_extra or {})}
+                 for it in req.items]
+        added, updated, secs = svc.add_items(items)
+        return {"added": added, "updated": updated, "seconds": round(secs, 4)}
+
+    @app.post("/admin/reload", response_model=ReloadResponse, tags=["write"], dependencies=[Depends(require_key)])
+    def reload(req: ReloadRequest | None = None):
+        target = Path(req.model_dir) if req is not None and req.model_dir else svc.state.model_dir
+        old = svc.state
+        try:
+            new = svc.reload(target)
+        except LongrecError as e:
+            raise HTTPException(409, f"reload refused, still serving {old.model_dir} ({old.model.name}): {e}") from None
+        except Exception as e:  # a foreign or damaged directory must never take the server down
+            raise HTTPException(409, f"reload refused, still serving {old.model_dir} ({old.model.name}): "
+                                     f"{e.__class__.__name__}: {e}") from None
+        return {"model_dir": str(new.model_dir), "model": new.model.name, "n_items": len(new.model_ids),
+                "n_users": len(new.model.vocab_.users), "load_seconds": new.load_seconds}
+
+    # ------------------------------------------------------------------ web page
+    static = resources.files("longrec.serve") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index():
+        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+
+    return app
+
+
+def _user_id(st: ServingState, user_id):
+    """A request's user id in the model's user-id kind (None stays None)."""
+    if user_id is None:
+        return None
+    from longrec.data.ids import coerce_like
+
+    return coerce_like([user_id], st.model.vocab_.users.kind)[0]
+
+
+def _source(st: ServingState, default: str):
+    """Labels for a list of item ids: model items vs API-added ("new") ones, or `default`."""
+    def f(ids: list) -> list[str]:
+        if default == "model":
+            return ["model" if ok else "new" for ok in st.in_model(ids)]
+        return [default] * len(ids)
+    return f
+
+
+def _mmr(st: ServingState, pairs: list[tuple], k: int, lam: float = 0.7) -> list[tuple]:
+    """Maximal marginal relevance over text vectors: trade relevance (rank) for diversity."""
+    if len(pairs) <= 1:
+        return pairs
+    v, found = st.vectors_for([i for i, _ in pairs])
+    rel = 1.0 - np.arange(len(pairs)) / len(pairs)  # rank-based relevance: scales differ across sources
+    chosen: list[int] = []
+    left = list(range(len(pairs)))
+    while left and len(chosen) < k:
+        if chosen:
+            red = (v[left] @ v[chosen].T).max(axis=1) * found[left]
+        else:
+            red = np.zeros(len(left))
+        j = left[int(np.argmax(lam * rel[left] - (1 - lam) * red))]
+        chosen.append(j)
+        left.remove(j)
+    return [pairs[j] for j in chosen]
+
+
+def _explain_plugin():
+    """`longrec.explain.explain(model, user_id=, history=, item_id=)` when that package provides it."""
+    try:
+        import longrec.explain as ex
+    except ImportError:
+        return None
+    return getattr(ex, "explain", None)
+
+
+def _jsonable(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _version() -> str:
+    from longrec._version import __version__
+
+    return __version__

@@ -1,0 +1,235 @@
+"""What one request needs, bundled immutably: the model, item titles, text vectors and the
+retrieval index. The service swaps whole `ServingState` objects (one reference assignment),
+so a request that started on the old model finishes on it while new requests see the new one.
+
+New items (POST /items) live in an `Overlay`: a small, exact, copy-on-write block of text
+vectors searched next to the (possibly FAISS) index of the model's items.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from longrec.errors import LongrecError, ModelError
+from longrec.serve.retrieval import VectorIndex
+from longrec.serve.settings import ServeSettings
+
+TITLE_COLUMNS = ("title", "movie_title", "book_title", "product_title", "product_name", "name", "item_name")
+
+
+def _bare(c) -> str:
+    return str(c).split(":", 1)[0]
+
+
+def title_of(row: dict, item_id) -> str:
+    d = {_bare(k): v for k, v in row.items()}
+    for c in TITLE_COLUMNS:
+        v = d.get(c)
+        if v is not None and not (isinstance(v, float) and np.isnan(v)) and str(v).strip():
+            return str(v).strip()
+    return str(item_id)
+
+
+def text_of(row: dict) -> str:
+    """The text an item is embedded from: `text` if given, else longrec.lm's item_text."""
+    t = row.get("text")
+    if isinstance(t, str) and t.strip():
+        return t.strip()
+    try:
+        from longrec.lm.text import item_text
+
+        return item_text({k: v for k, v in row.items() if k != "text"})
+    except ImportError:  # pragma: no cover - lm is part of the package
+        return ". ".join(str(v) for k, v in row.items() if k not in ("item_id", "text"))
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Items added or updated through the API (text vectors searched exactly)."""
+
+    ids: tuple = ()
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    titles: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def with_items(self, ids: list, vectors: np.ndarray, titles: dict) -> "Overlay":
+        order = {i: n for n, i in enumerate(self.ids)}
+        new_ids = list(self.ids)
+        vecs = self.vectors.copy() if len(self.ids) else np.zeros((0, vectors.shape[1]), np.float32)
+        extra_rows = []
+        for i, v in zip(ids, vectors):
+            if i in order:
+                vecs[order[i]] = v
+            else:
+                order[i] = len(new_ids)
+                new_ids.append(i)
+                extra_rows.append(v)
+        if extra_rows:
+            vecs = np.vstack([vecs, np.asarray(extra_rows, np.float32)])
+        return Overlay(tuple(new_ids), vecs, {**self.titles, **titles})
+
+
+class ServingState:
+    """A loaded model plus everything derived from it (built off the request path)."""
+
+    def __init__(self, model_dir: str | Path, settings: ServeSettings, encoder) -> None:
+        from longrec.models.base import Recommender
+
+        t0 = time.perf_counter()
+        self.model_dir = Path(model_dir)
+        self.settings = settings
+        self.encoder = encoder
+        self.model = Recommender.load(self.model_dir)
+        self.item_kind = self.model.vocab_.items.kind
+        self.model_ids = self.model.vocab_.items.ids
+        items = self.model.items_
+        self.titles: dict = {}
+        self.base_ids = np.zeros(0, dtype=object)
+        vectors = np.zeros((0, 0), np.float32)
+        if items is not None and len(items):
+            id_col = next((c for c in items.columns if _bare(c) == "item_id"), None)
+            if id_col is None:
+                raise ModelError(f"{self.model_dir}/items.parquet has no item_id column; re-save the model.")
+            from longrec.data.ids import coerce_like
+
+            ids = coerce_like(items[id_col].to_numpy(), self.item_kind)
+            keep = ~pd.Series(ids).duplicated().to_numpy()
+            items = items[keep]
+            ids = ids[keep]
+            records = items.to_dict("records")
+            self.titles = {i: title_of(r, i) for i, r in zip(ids, records)}
+            texts = [text_of({_bare(k): v for k, v in r.items()}) for r in records]
+            vectors = np.asarray(encoder.encode(texts, show_progress=False), np.float32)
+            self.base_ids = np.asarray(ids, dtype=object)
+        self.base_pos = {i: n for n, i in enumerate(self.base_ids)}
+        self.index = VectorIndex.build(vectors, settings.retrieval) if len(vectors) else None
+        self.dim = int(vectors.shape[1]) if len(vectors) else None
+        self.overlay = Overlay()
+        self.loaded_at = time.time()
+        self.load_seconds = round(time.perf_counter() - t0, 3)
+
+    # ------------------------------------------------------------------ ids
+    def coerce(self, ids) -> list:
+        from longrec.data.ids import coerce_like
+
+        return list(coerce_like(list(ids), self.item_kind)) if len(ids) else []
+
+    def in_model(self, ids) -> np.ndarray:
+        return self.model.vocab_.items.lookup(np.asarray(ids, dtype=object)) >= 0 if len(ids) else np.zeros(0, bool)
+
+    def title(self, item_id):
+        t = self.overlay.titles.get(item_id)
+        return t if t is not None else self.titles.get(item_id, str(item_id))
+
+    def known_item(self, item_id) -> bool:
+        return item_id in self.base_pos or item_id in set(self.overlay.ids) or bool(self.in_model([item_id])[0])
+
+    # ------------------------------------------------------------------ vectors
+    def vectors_for(self, ids: list) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, found mask) of item ids; the overlay wins over the model's item table."""
+        ov = {i: n for n, i in enumerate(self.overlay.ids)}
+        d = self.dim or (self.overlay.vectors.shape[1] if len(self.overlay) else 0)
+        out = np.zeros((len(ids), d), np.float32)
+        found = np.zeros(len(ids), bool)
+        for r, i in enumerate(ids):
+            if i in ov:
+                out[r] = self.overlay.vectors[ov[i]]
+                found[r] = True
+            elif i in self.base_pos:
+                out[r] = self.index.vectors[self.base_pos[i]]
+                found[r] = True
+        return out, found
+
+    def profile(self, history: list) -> np.ndarray | None:
+        """Unit mean of the text vectors of the most recent history items (None if none has one)."""
+        recent = history[-self.settings.profile_items:]
+        vecs, found = self.vectors_for(recent)
+        if not found.any():
+            return None
+        p = vecs[found].mean(axis=0)
+        n = float(np.linalg.norm(p))
+        return p / n if n > 0 else None
+
+    def text_search(self, q: np.ndarray, k: int, exclude: set, candidates: list | None = None) -> list[tuple]:
+        """[(item_id, cosine)] best first over model items with text + overlay items."""
+        q = np.asarray(q, np.float32).reshape(1, -1)
+        if candidates is not None:
+            vecs, found = self.vectors_for(candidates)
+            ids = [c for c, f in zip(candidates, found) if f and c not in exclude]
+            if not ids:
+                return []
+            s = (self.vectors_for(ids)[0] @ q[0])
+            order = np.lexsort((np.arange(len(ids)), -s))[:k]
+            return [(ids[j], float(s[j])) for j in order]
+        ov_set = set(self.overlay.ids)
+        out: list[tuple] = []
+        if self.index is not None:
+            fetch = k + len(exclude) + len(ov_set)
+            pos, sc = self.index.search(q, fetch)
+            for p, s in zip(pos[0], sc[0]):
+                if p < 0:
+                    continue
+                i = self.base_ids[p]
+                if i in exclude or i in ov_set:
+                    continue
+                out.append((i, float(s)))
+        if len(self.overlay):
+            s = self.overlay.vectors @ q[0]
+            out += [(i, float(v)) for i, v in zip(self.overlay.ids, s) if i not in exclude]
+        out.sort(key=lambda t: -t[1])
+        return out[:k]
+
+    def model_recommend(self, user_id, history: list, k: int, exclude_seen: bool, candidates: list | None) -> list[tuple]:
+        """The model's own top-k [(item_id, score)] (model items only), the same list as
+        `model.recommend` (ties -> lower item index) without its batch machinery: one user per
+        request is the hot path. Unknown users without history get popular items."""
+        m = self.model
+        uid = user_id if user_id is not None else "\x00anonymous"
+        hist = [i for i, ok in zip(history, self.in_model(history)) if ok] if history else []
+        ids = np.array([uid], dtype=object)
+        extra = (pd.DataFrame({"user_id": np.array([uid] * len(hist), dtype=object), "item_id": np.array(hist, dtype=object)})
+                 if hist else _EMPTY)
+        uidx, hb = m._build_histories(ids, extra)
+        s = np.array(m._scores_with_fallback(uidx, hb)[0], dtype=np.float64)
+        if candidates is not None:
+            allowed = np.zeros(len(s), bool)
+            c = m.vocab_.items.lookup(np.asarray(candidates, dtype=object))
+            allowed[c[c >= 0]] = True
+            s[~allowed] = -np.inf
+        if exclude_seen and len(hb.indices):
+            s[hb.indices] = -np.inf
+        kk = min(k, len(s))
+        top = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
+        thresh = s[top].min()
+        top = np.flatnonzero(s >= thresh)  # every item tied with the k-th, then sort stably
+        top = top[np.lexsort((top, -s[top]))][:kk]
+        top = top[np.isfinite(s[top])]
+        return list(zip(self.model_ids[top].tolist(), s[top].tolist()))
+
+    def known_to_model(self, history: list) -> list:
+        return [i for i, ok in zip(history, self.in_model(history)) if ok] if history else []
+
+
+_EMPTY = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object)})
+
+
+def check_model_dir(model_dir: str | Path) -> None:
+    """Raise ModelError with a fix when `model_dir` cannot be served (cheap checks first)."""
+    from longrec.models.artifacts import read_model_dir
+
+    d = Path(model_dir)
+    if not d.exists():
+        raise ModelError(f"model directory {d} does not exist. Train one with `longrec train --model ease ... --out {d}`.")
+    try:
+        read_model_dir(d)
+    except LongrecError:
+        raise
+    except Exception as e:  # anything unexpected in a foreign directory
+        raise ModelError(f"{d} is not a readable longrec model directory ({e.__class__.__name__}: {e}).") from None
