@@ -20,6 +20,8 @@ class EASEConfig(ModelConfig):
     tune_l2: bool = Field(True, description="with a validation split, pick λ from l2_grid")
     l2_grid: list[float] = [100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 800.0, 1200.0]
     max_items: int = Field(30_000, description="refuse larger catalogues (dense n_items² memory)")
+    refit_on_valid: bool = Field(False, description="after choosing λ on valid, refit B on train + valid "
+                                 "(more data for the final model; valid can then no longer score it)")
 
 
 class EASE(Recommender):
@@ -34,20 +36,24 @@ class EASE(Recommender):
         G = (X.T @ X).toarray().astype(np.float64)
         grid = self.config.l2_grid if (valid is not None and self.config.tune_l2) else [self.config.l2]
         if len(grid) == 1:
-            self.B_ = self._solve(G, grid[0])
-            self.fit_info_["l2"] = grid[0]
-            return
-        from longrec.models.validation import valid_ndcg
-
-        scores = {}
-        best = (-1.0, None, None)
-        for lam in grid:
+            lam = grid[0]
             self.B_ = self._solve(G, lam)
-            scores[lam] = valid_ndcg(self, valid)
-            if scores[lam] > best[0]:
-                best = (scores[lam], lam, self.B_)
-        self.B_ = best[2]
-        self.fit_info_.update({"l2": best[1], "valid_ndcg@10": {str(k): round(v, 6) for k, v in scores.items()}})
+        else:
+            from longrec.models.validation import valid_ndcg
+
+            scores, best = {}, (-1.0, None, None)
+            for cand in grid:
+                self.B_ = self._solve(G, cand)
+                scores[cand] = valid_ndcg(self, valid)
+                if scores[cand] > best[0]:
+                    best = (scores[cand], cand, self.B_)
+            _, lam, self.B_ = best
+            self.fit_info_["valid_ndcg@10"] = {str(k): round(v, 6) for k, v in scores.items()}
+        self.fit_info_["l2"] = lam
+        if self.config.refit_on_valid and valid is not None:
+            Xall = ((X + valid.matrix(self.vocab_)) > 0).astype(np.float64)
+            self.B_ = self._solve((Xall.T @ Xall).toarray(), lam)
+            self.fit_info_["refit_on_valid"] = True
 
     @staticmethod
     def _solve(G: np.ndarray, lam: float) -> np.ndarray:
