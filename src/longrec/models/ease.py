@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from longrec._threads import limit_blas
 from longrec.errors import ConfigError
 from longrec.models.base import ModelConfig, Recommender
 from pydantic import Field
@@ -20,6 +21,8 @@ class EASEConfig(ModelConfig):
     tune_l2: bool = Field(True, description="with a validation split, pick λ from l2_grid")
     l2_grid: list[float] = [100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 800.0, 1200.0]
     max_items: int = Field(30_000, description="refuse larger catalogues (dense n_items² memory)")
+    num_threads: int = Field(1, ge=1, description="BLAS threads; 1 is robust on busy shared machines "
+                             "(multi-threaded BLAS stalls when another process holds a core)")
     refit_on_valid: bool = Field(False, description="after choosing λ on valid, refit B on train + valid "
                                  "(more data for the final model; valid can then no longer score it)")
 
@@ -29,6 +32,9 @@ class EASE(Recommender):
     Config = EASEConfig
 
     def _fit(self, X, train, valid) -> None:
+        limit_blas(self.config.num_threads)(self._fit_limited)(X, train, valid)
+
+    def _fit_limited(self, X, train, valid) -> None:
         n = X.shape[1]
         if n > self.config.max_items:
             raise ConfigError(f"EASE needs a dense {n:,} x {n:,} matrix ({n * n * 8 / 2**30:.1f} GiB); "

@@ -207,6 +207,11 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
     from fastapi.staticfiles import StaticFiles
 
     s = settings or ServeSettings()
+    # one request = one small matrix product: multi-threaded BLAS only adds tail latency
+    # (its threads stall whenever another process holds a core), so serve single-threaded
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(s.blas_threads)
     svc = Service(Path(model_dir), db_url, s)
     api_key = s.resolved_api_key()
     metrics = Metrics()

@@ -29,6 +29,7 @@ class RetrievalSettings(BaseModel):
     ivf_nprobe: int = Field(16, ge=1)
     ivf_train_size: int = Field(50_000, ge=1000)
     threads: int | None = Field(None, ge=1, description="FAISS threads (None: library default)")
+    blas_threads: int = Field(1, ge=1, description="BLAS threads for scoring (1 keeps tail latency low)")
 
 
 class ServeSettings(BaseModel):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from longrec._threads import limit_blas
 from longrec.simulate.config import SimConfig
 from longrec.simulate.metrics import METRICS, MetricTracker
 from longrec.simulate.policies import make_policy
@@ -27,6 +28,7 @@ from longrec.simulate.users import UserState, choose, step_users
 from longrec.simulate.world import World, fit_world, validate_world
 
 
+@limit_blas(1)
 def build_world(cfg: SimConfig, validate: bool = True) -> World:
     """Load the configured dataset split and fit the world (plus its validation on test)."""
     from longrec.data.registry import load_split
@@ -41,6 +43,7 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
     return world
 
 
+@limit_blas(1)
 def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
                on_step: Callable[[int], None] | None = None) -> pd.DataFrame:
     """One simulation: a DataFrame with one row per (step, group) and a column per metric."""
