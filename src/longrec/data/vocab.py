@@ -34,11 +34,20 @@ class IdMap:
         arr = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
         if len(arr) == 0:
             return np.zeros(0, dtype=np.int64)
+        if len(arr) <= 32:  # online requests: a dict beats building a pandas indexer
+            return self._small_lookup(arr)
         if self.kind == "int" and arr.dtype.kind not in "iu":
             arr = coerce_like(arr, "int")
         elif self.kind == "str" and arr.dtype.kind != "O":
             arr = coerce_like(arr, "str")
         return self._index.get_indexer(arr).astype(np.int64)
+
+    def _small_lookup(self, arr: np.ndarray) -> np.ndarray:
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = self._table = {v: i for i, v in enumerate(self.ids.tolist())}
+        keys = coerce_like(arr, self.kind)
+        return np.fromiter((table.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def index(self, ids, what: str = "id") -> np.ndarray:
         """Like lookup, but raise UnknownIdError naming the first unknown id."""

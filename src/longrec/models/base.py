@@ -198,7 +198,9 @@ class Recommender:
             items.append(sub.indices.astype(np.int64))
             keys.append(np.arange(len(sub.indices)))
         if len(extra):
-            pos = pd.Index(pd.Series(user_ids, dtype=object).astype(str)).get_indexer(extra["user_id"].astype(str))
+            slot = {str(u): r for r, u in enumerate(user_ids)}
+            pos = np.fromiter((slot.get(str(u), -1) for u in extra["user_id"].to_numpy()), dtype=np.int64,
+                              count=len(extra))
             iidx = self.vocab_.items.lookup(extra["item_id"].to_numpy())
             n_unknown = int(((iidx < 0) & (pos >= 0)).sum())
             if n_unknown:

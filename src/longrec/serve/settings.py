@@ -29,7 +29,6 @@ class RetrievalSettings(BaseModel):
     ivf_nprobe: int = Field(16, ge=1)
     ivf_train_size: int = Field(50_000, ge=1000)
     threads: int | None = Field(None, ge=1, description="FAISS threads (None: library default)")
-    blas_threads: int = Field(1, ge=1, description="BLAS threads for scoring (1 keeps tail latency low)")
 
 
 class ServeSettings(BaseModel):
@@ -41,6 +40,7 @@ class ServeSettings(BaseModel):
     #: An empty/unset key disables the write endpoints (they never run open).
     api_key: str | None = None
     max_k: int = Field(1000, ge=1)
+    blas_threads: int = Field(1, ge=1, description="BLAS threads for scoring (1 keeps tail latency low)")
     max_history: int = Field(5000, ge=1, description="items in a request's history / events used per user")
     max_batch: int = Field(1000, ge=1, description="events or items per write request")
     max_body_bytes: int = Field(1_000_000, ge=1024)
