@@ -33,15 +33,13 @@ class Dataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        inter = self.interactions
-        if "user_id" in inter.columns:
-            inter["user_id"] = normalize_ids(inter["user_id"]).to_numpy()
-        if "item_id" in inter.columns:
-            inter["item_id"] = normalize_ids(inter["item_id"]).to_numpy()
-        if self.items is not None and "item_id" in self.items.columns:
-            self.items["item_id"] = normalize_ids(self.items["item_id"]).to_numpy()
-        if self.users is not None and "user_id" in self.users.columns:
-            self.users["user_id"] = normalize_ids(self.users["user_id"]).to_numpy()
+        for df, cols in ((self.interactions, ("user_id", "item_id")), (self.items, ("item_id",)),
+                         (self.users, ("user_id",))):
+            if df is None or df.attrs.get("longrec_ids_normalized"):
+                continue  # the readers already normalised (and validated) these IDs
+            for c in cols:
+                if c in df.columns:
+                    df[c] = normalize_ids(df[c].reset_index(drop=True)).set_axis(df.index)
 
     # ------------------------------------------------------------------ facts
     def __len__(self) -> int:

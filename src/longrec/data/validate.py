@@ -38,6 +38,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: DataFrame.attrs flag: ID columns already went through normalize_ids
+IDS_NORMALIZED = "longrec_ids_normalized"
+
+
 class DataWarning(UserWarning):
     """Data was repaired (rows dropped, duplicates removed); the message gives the count."""
 
@@ -257,8 +261,9 @@ def validate_interactions(df: pd.DataFrame, source: Source = Source(), *,
     if len(df) == 0:
         raise DataError(f"{source.label}: there are no interactions (no data rows). "
                         "Check the file is the right one and not truncated.")
-    out = {"user_id": check_ids(df, "user_id", source).to_numpy(),
-           "item_id": check_ids(df, "item_id", source).to_numpy()}
+    # Series, not arrays: a round trip through numpy re-encodes every string id (slow on pandas 3)
+    out = {"user_id": check_ids(df, "user_id", source).reset_index(drop=True),
+           "item_id": check_ids(df, "item_id", source).reset_index(drop=True)}
     if "rating" in df.columns:
         r = check_numeric(df, "rating", source)
         if rating_range is not None:
@@ -266,8 +271,9 @@ def validate_interactions(df: pd.DataFrame, source: Source = Source(), *,
         out["rating"] = r.to_numpy()
     if "timestamp" in df.columns:
         out["timestamp"] = _as_int_if_integral(check_numeric(df, "timestamp", source, allow_dates=True)).to_numpy()
-    clean = pd.DataFrame(out)
-    return apply_duplicates(clean, duplicates, source)
+    clean = apply_duplicates(pd.DataFrame(out), duplicates, source)
+    clean.attrs[IDS_NORMALIZED] = True
+    return clean
 
 
 def validate_entities(df: pd.DataFrame, key: str, source: Source, what: str) -> pd.DataFrame:
@@ -288,7 +294,9 @@ def validate_entities(df: pd.DataFrame, key: str, source: Source, what: str) -> 
         )
     out = df.reset_index(drop=True).copy()
     out[key] = ids.to_numpy()
-    return out[[key] + [c for c in out.columns if c != key]]
+    out = out[[key] + [c for c in out.columns if c != key]]
+    out.attrs[IDS_NORMALIZED] = True
+    return out
 
 
 def check_unknown_items(inter: pd.DataFrame, items: pd.DataFrame, policy: str,
