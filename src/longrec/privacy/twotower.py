@@ -24,6 +24,26 @@ whole history) is clipped to `max_grad_norm` and Gaussian noise is added, so the
 target: Opacus calibrates the noise multiplier for `epochs` passes; the spent epsilon (from
 the accountant, RDP by default or PRV) is stored in meta.json under "privacy".
 
+Fair training (`fair_attribute`, e.g. "gender": a column of the training Dataset's user table)
+removes that attribute from the user vectors, which are what an attribute-inference attacker
+sees (`user_embeddings()`); see docs/trust.md, "Fair training":
+  leace        (default) LEACE closed-form linear concept erasure (Belrose et al. 2023) after
+               training: an oblique rank-(#classes-1) map after which the class means of u
+               coincide, so no linear attacker beats chance; applied as u -> u M (M saved with
+               the model), then the item tower is re-fitted for fair_finetune_epochs.
+  nullspace    iterative nullspace projection (Ravfogel et al., ACL 2020) after training: fit a
+               linear probe for the attribute on the user vectors, project its direction out,
+               repeat until a held-out probe's AUC is <= fair_stop_auc; the projection P is a
+               buffer of the net (u -> P u, saved with the model), then the item tower is
+               re-fitted for fair_finetune_epochs with the user tower frozen.
+  adversarial  adversarial training (Ganin & Lempitsky 2015; FairRec-style, Wu et al. 2021): an
+               MLP adversary learns to predict the attribute from u during training, and the
+               user tower minimises fair_weight x the cross-entropy of the adversary's output
+               to the uniform distribution (confusion loss; see _fit_adversarial for why not
+               plain gradient reversal).
+Fair training reads each user's attribute outside DP-SGD, so it cannot be combined with
+dp_epsilon (or federated training).
+
 Not covered by the guarantee (see docs/privacy.md): the item texts and the item vocabulary
 (treated as public), hyper-parameter tuning on validation data, and the per-item popularity
 fallback the base class serves to cold users with no history.
@@ -55,6 +75,12 @@ class DPTwoTowerConfig(ModelConfig):
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
     max_grad_norm: float = Field(1.0, gt=0, description="per-user gradient clipping bound (DP only)")
     accountant: Literal["rdp", "prv"] = "rdp"
+    fair_attribute: str | None = Field(None, description="user-table column to remove from user vectors, e.g. 'gender'; None = off")
+    fair_method: Literal["leace", "nullspace", "adversarial"] = "leace"
+    fair_weight: float = Field(1.0, ge=0, description="adversarial: weight of the confusion loss against the adversary")
+    fair_max_directions: int = Field(16, ge=1, description="nullspace: most probe rounds (one direction per class each)")
+    fair_stop_auc: float = Field(0.52, gt=0.5, lt=1, description="nullspace: stop when a held-out linear probe's AUC is <= this")
+    fair_finetune_epochs: int = Field(5, ge=0, description="leace/nullspace: epochs re-fitting the item tower after the projection")
     num_threads: int = Field(2, ge=1)
     progress: bool = False
 
@@ -77,12 +103,15 @@ def build_net(text: np.ndarray, cfg: DPTwoTowerConfig):
             self.item = nn.Linear(cfg.dim, d_text)             # W^T (and c as its bias)
             self.bias = nn.Linear(1, n_items, bias=False)      # b_i: one scalar per item
             nn.init.zeros_(self.bias.weight)
+            if cfg.fair_attribute and cfg.fair_method in ("leace", "nullspace"):  # u -> u M (identity until fitted)
+                self.register_buffer("fair_proj", torch.eye(cfg.dim))
 
         def user_vectors(self, x):
-            return self.user(x)
+            u = self.user(x)
+            return u @ self.fair_proj if hasattr(self, "fair_proj") else u
 
         def forward(self, x):
-            z = self.item(self.user(x))
+            z = self.item(self.user_vectors(x))
             return z @ self.text.T + self.bias(torch.ones(len(x), 1, dtype=x.dtype))
 
         def item_vectors(self):
@@ -118,10 +147,12 @@ def split_batch(X: sp.csr_matrix, rows: np.ndarray, text: np.ndarray, keep_prob:
 
 
 def train_epochs(net, X: sp.csr_matrix, text: np.ndarray, loader, optimizer, epochs: int, keep_prob: float,
-                 rng: np.random.Generator, progress: bool = False) -> list[float]:
+                 rng: np.random.Generator, progress: bool = False, aux=None) -> list[float]:
     """The training loop shared by central, private and federated training: `loader` yields
     batches of user row indices (a plain shuffled DataLoader, or Opacus's Poisson one) and
-    `optimizer` is a torch optimizer (or Opacus's DPOptimizer). Returns the mean loss per epoch."""
+    `optimizer` is a torch optimizer (or Opacus's DPOptimizer). `aux(rows, x)` (optional)
+    returns an extra loss term for the batch (the fairness adversary). Returns the mean
+    recommendation loss per epoch."""
     import torch
 
     losses = []
@@ -139,12 +170,109 @@ def train_epochs(net, X: sp.csr_matrix, text: np.ndarray, loader, optimizer, epo
             logits = net(torch.from_numpy(x))
             loss = -(torch.from_numpy(y) * torch.log_softmax(logits, 1)).sum(1).mean()
             optimizer.zero_grad()
-            loss.backward()
+            (loss if aux is None else loss + aux(ub.numpy(), x)).backward()
             optimizer.step()
             tot += float(loss.detach()) * len(ub)
             n += len(ub)
         losses.append(tot / max(n, 1))
     return losses
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC of scores s for binary labels y (rank formula, ties averaged)."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return 0.5
+    return float((rankdata(s)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def linear_probe(Z: np.ndarray, y: np.ndarray, n_cls: int, l2: float | None = None) -> np.ndarray:
+    """Multinomial (binary: logistic) regression on standardised Z, full-batch L-BFGS in torch;
+    returns (n_dirs, d) raw-space directions (1 for binary, one per class otherwise).
+    l2 defaults to sklearn's C=1 strength (0.5 |w|^2 / n per sample)."""
+    import torch
+
+    mu, sd = Z.mean(0), Z.std(0) + 1e-8
+    z = torch.from_numpy(((Z - mu) / sd).astype(np.float64))
+    k = 1 if n_cls == 2 else n_cls
+    W = torch.zeros(Z.shape[1], k, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    yt = torch.from_numpy(y)
+    lam = 0.5 / len(Z) if l2 is None else l2
+    opt = torch.optim.LBFGS([W, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        out = z @ W + b
+        if k == 1:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.double())
+        else:
+            loss = torch.nn.functional.cross_entropy(out, yt)
+        loss = loss + lam * (W ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return (W.detach().numpy() / sd[:, None]).T  # w . (x - mu) / sd  ->  raw direction w / sd
+
+
+def _probe_auc(Z: np.ndarray, y: np.ndarray, n_cls: int, seed: int) -> float:
+    """2-fold held-out AUC of the linear probe (macro one-vs-rest for > 2 classes)."""
+    fold = np.random.default_rng(seed).random(len(y)) < 0.5
+    aucs = []
+    for tr in (fold, ~fold):
+        W = linear_probe(Z[tr], y[tr], n_cls)
+        s = Z[~tr] @ W.T
+        if n_cls == 2:
+            aucs.append(_auc(y[~tr], s[:, 0]))
+        else:
+            aucs.append(np.mean([_auc((y[~tr] == c).astype(int), s[:, c]) for c in range(n_cls)]))
+    return float(np.mean(aucs))
+
+
+def nullspace_projection(U: np.ndarray, y: np.ndarray, stop_auc: float = 0.52, max_rounds: int = 16,
+                         seed: int = 0) -> tuple[np.ndarray, list[float]]:
+    """Iterative nullspace projection (Ravfogel et al. 2020): (d, d) symmetric projection P that
+    removes the directions a linear probe uses to predict y from the rows of U, and the
+    held-out probe AUC before each round (the last one is the AUC that stopped it)."""
+    d = U.shape[1]
+    n_cls = int(y.max()) + 1
+    B = np.zeros((d, 0))
+    P = np.eye(d)
+    rounds: list[float] = []
+    for r in range(max_rounds + 1):
+        Z = U @ P
+        auc = _probe_auc(Z, y, n_cls, seed + r)
+        rounds.append(round(auc, 4))
+        if auc <= stop_auc or r == max_rounds or B.shape[1] >= d - 1:
+            break
+        W = linear_probe(Z, y, n_cls) @ P  # keep only the part inside the current space
+        q, s, _ = np.linalg.svd(np.c_[B, W.T], full_matrices=False)
+        B = q[:, s > 1e-8 * s.max()]
+        P = np.eye(d) - B @ B.T
+    return P, rounds
+
+
+def leace_eraser(U: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """LEACE (Belrose et al., NeurIPS 2023): the least-squares-smallest linear change after
+    which no linear classifier predicts y from U better than a constant (the class means
+    coincide). Erases rank (#classes - 1). Returns M with  u -> u @ M  (the constant shift of
+    the closed form is dropped: it is the same for every user, the item biases absorb it)."""
+    Z = U - U.mean(0)
+    n_cls = int(y.max()) + 1
+    onehot = np.eye(n_cls)[y][:, : n_cls - 1]                 # k-1 columns span the class contrasts
+    cov_xz = Z.T @ (onehot - onehot.mean(0)) / len(Z)          # (d, k-1)
+    e, V = np.linalg.eigh(Z.T @ Z / len(Z))
+    keep = e > 1e-8 * e.max()
+    W = (V[:, keep] / np.sqrt(e[keep])) @ V[:, keep].T         # Sigma^{-1/2} (pseudo)
+    W_inv = (V[:, keep] * np.sqrt(e[keep])) @ V[:, keep].T     # Sigma^{1/2}
+    q, sv, _ = np.linalg.svd(W @ cov_xz, full_matrices=False)
+    q = q[:, sv > 1e-10 * max(sv.max(), 1e-300)]
+    A = W_inv @ q @ q.T @ W                                    # u' = u - A (u - mu)
+    return np.eye(U.shape[1]) - A.T
 
 
 def user_loader(n_users: int, batch_size: int, seed: int):
@@ -179,6 +307,12 @@ class DPTwoTower(Recommender):
         t0 = time.perf_counter()
         self.text_ = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
+        if cfg.fair_attribute and (cfg.dp_epsilon is not None or getattr(self, "_external_training", False)):
+            raise ConfigError(
+                "fair_attribute cannot be combined with dp_epsilon or federated training: the fairness step reads "
+                "every user's attribute and vector outside DP-SGD / the clients, which the privacy guarantee does "
+                "not cover. Train either a private or a fair model (remove dp_epsilon or fair_attribute).")
+        labels = self._fair_labels(train) if cfg.fair_attribute else None
         self.net_ = build_net(self.text_, cfg)
         if getattr(self, "_external_training", False):  # the federated driver trains the net
             self.privacy_ = {"private": False}
@@ -187,17 +321,144 @@ class DPTwoTower(Recommender):
         opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr)
         loader = user_loader(X.shape[0], cfg.batch_size, cfg.seed)
         t1 = time.perf_counter()
-        if cfg.dp_epsilon is None:
+        if cfg.fair_attribute and cfg.fair_method == "adversarial":
+            losses = self._fit_adversarial(X, loader, labels, rng)
+            self.privacy_ = {"private": False}
+        elif cfg.dp_epsilon is None:
             losses = train_epochs(self.net_, X, self.text_, loader, opt, cfg.epochs, cfg.keep_prob, rng, cfg.progress)
             self.privacy_ = {"private": False}
         else:
             losses = self._fit_private(X, loader, opt, rng)
         self.fit_info_["train_seconds"] = round(time.perf_counter() - t1, 2)
         self.fit_info_["loss_curve"] = [round(v, 5) for v in losses]
+        if cfg.fair_attribute and cfg.fair_method in ("leace", "nullspace"):
+            t2 = time.perf_counter()
+            self._fit_nullspace(X, labels, rng)
+            self.fit_info_["fair_seconds"] = round(time.perf_counter() - t2, 2)
         self._finish()
         if valid is not None and len(valid):
             from longrec.models.validation import valid_ndcg
             self.fit_info_["valid_ndcg@10"] = round(valid_ndcg(self, valid), 6)
+
+    # ---------------------------------------------------------------- fair training
+    def _fair_labels(self, train) -> np.ndarray:
+        """Class index of every vocabulary user's `fair_attribute` (-1 = unknown); the class
+        names go to fit_info_["fair"]."""
+        import pandas as pd
+
+        col = self.config.fair_attribute
+        users = train.users
+        if users is None or col not in users.columns:
+            have = [] if users is None else [c for c in users.columns if c != "user_id"]
+            raise ConfigError(f"fair_attribute={col!r} needs that column in the training data's user table; "
+                              f"the user table has {have or 'no columns'}. Attach a user table (Dataset(..., users=...)) "
+                              "or pick one of its columns.")
+        tab = users.drop_duplicates("user_id", keep="last")
+        vals = pd.Series(tab[col].to_numpy(), index=tab["user_id"].astype(str).to_numpy(), dtype=object)
+        v = vals.reindex(pd.Series(self.vocab_.users.ids, dtype=object).astype(str).to_numpy())
+        known = v.notna().to_numpy()
+        classes, idx = np.unique(v[known].astype(str).to_numpy(), return_inverse=True)
+        counts = np.bincount(idx, minlength=len(classes))
+        if len(classes) < 2 or counts.min() < 4:
+            raise ConfigError(f"fair_attribute={col!r} needs >= 2 values with >= 4 training users each; "
+                              f"got {dict(zip(classes.tolist(), counts.tolist()))}. Bucket rare values together.")
+        labels = np.full(len(v), -1, dtype=np.int64)
+        labels[known] = idx
+        self.fit_info_["fair"] = {"attribute": col, "method": self.config.fair_method, "classes": classes.tolist()}
+        return labels
+
+    def _fit_adversarial(self, X, loader, labels: np.ndarray, rng) -> list[float]:
+        """Train with an adversary on the user vector: the adversary learns to predict the
+        attribute from u (its gradient does not reach the user tower), and the user tower is
+        pushed to make the adversary's prediction uniform (the confusion loss of Alvi et al.
+        2018). Plain gradient reversal (maximising the adversary's cross-entropy) lets the
+        tower flip the adversary instead of hiding the attribute: on the tests' planted-gender
+        data it left the attacker AUC at 0.99 for weights 1 to 100."""
+        import torch
+        from torch import nn
+        from torch.func import functional_call
+
+        cfg = self.config
+        n_cls = int(labels.max()) + 1
+        adv = nn.Sequential(nn.Linear(cfg.dim, 32), nn.ReLU(), nn.Linear(32, n_cls))
+        lab = torch.from_numpy(labels)
+        net = self.net_
+
+        def aux(rows, x):
+            y = lab[rows]
+            ok = y >= 0
+            if not bool(ok.any()):
+                return torch.zeros(())
+            u = net.user_vectors(torch.from_numpy(x[ok.numpy()]))
+            fit_adv = nn.functional.cross_entropy(adv(u.detach()), y[ok])
+            frozen = {k: v.detach() for k, v in adv.named_parameters()}
+            logp = torch.log_softmax(functional_call(adv, frozen, (u,)), 1)
+            confuse = -logp.mean(1).mean()  # cross-entropy to the uniform distribution
+            return fit_adv + cfg.fair_weight * confuse
+
+        # a faster adversary: the user tower only hides what a well-fitted adversary can see
+        opt = torch.optim.Adam([{"params": net.parameters()}, {"params": adv.parameters(), "lr": 10 * cfg.lr}], lr=cfg.lr)
+        return train_epochs(net, X, self.text_, loader, opt, cfg.epochs, cfg.keep_prob, rng, cfg.progress, aux=aux)
+
+    def _fit_nullspace(self, X, labels: np.ndarray, rng) -> None:
+        """Linear erasure of the attribute from the user vectors (LEACE or iterative nullspace
+        projection), then re-fit the item side with the user tower frozen."""
+        import torch
+
+        cfg = self.config
+        with torch.no_grad():
+            U = self.net_.user(torch.from_numpy(history_features(X, self.text_))).numpy().astype(np.float64)
+        ok = (labels >= 0) & (np.diff(X.indptr) > 0)  # users with no history all share one vector
+        if cfg.fair_method == "leace":
+            P = leace_eraser(U[ok], labels[ok])
+            self.fit_info_["fair"].update(removed_directions=int(labels.max()))
+        else:
+            P, rounds = nullspace_projection(U[ok], labels[ok], cfg.fair_stop_auc, cfg.fair_max_directions, cfg.seed)
+            self.fit_info_["fair"].update(removed_directions=int(round(cfg.dim - np.trace(P))), probe_auc=rounds)
+        self.net_.fair_proj.copy_(torch.from_numpy(P.astype(np.float32)))
+        if cfg.fair_finetune_epochs:
+            for p in self.net_.user.parameters():
+                p.requires_grad_(False)
+            opt = torch.optim.Adam([*self.net_.item.parameters(), *self.net_.bias.parameters()], lr=cfg.lr)
+            loader = user_loader(X.shape[0], cfg.batch_size, cfg.seed + 1)
+            curve = train_epochs(self.net_, X, self.text_, loader, opt, cfg.fair_finetune_epochs, cfg.keep_prob, rng)
+            for p in self.net_.user.parameters():
+                p.requires_grad_(True)
+            self.fit_info_["fair"]["finetune_loss_curve"] = [round(v, 5) for v in curve]
+
+    def debiased(self, train, valid=None, **options) -> DPTwoTower:
+        """A copy of this fitted model with the nullspace fair step applied post hoc (the same
+        step `fit` runs after training when fair_method="nullspace"), e.g. to sweep
+        fair_stop_auc without retraining. `train` must be the data this model was fitted on;
+        options: fair_attribute (required unless configured), fair_stop_auc,
+        fair_max_directions, fair_finetune_epochs."""
+        import copy
+
+        from longrec.models.base import make_config
+
+        self._require_fitted()
+        if self.privacy_.get("private") or getattr(self.net_, "fair_proj", None) is not None:
+            raise ConfigError("debiased() needs a non-private model trained without the nullspace option.")
+        if train.fingerprint() != self.meta_.get("data_fingerprint"):
+            raise ConfigError("debiased() needs the training Dataset this model was fitted on (the fingerprint differs).")
+        new = copy.deepcopy(self)
+        new.config = make_config(type(self.config), {"fair_method": "leace", **self.config.model_dump(), **options})
+        if new.config.fair_method == "adversarial":
+            raise ConfigError("debiased() applies fair_method 'leace' or 'nullspace'; 'adversarial' needs fit().")
+        if not new.config.fair_attribute:
+            raise ConfigError("debiased() needs fair_attribute=COLUMN (a column of the user table).")
+        state = new.net_.state_dict()
+        new.net_ = build_net(new.text_, new.config)
+        new.net_.load_state_dict(state, strict=False)  # all but the (identity) projection
+        X = new._binary(new.seen_)
+        t0 = time.perf_counter()
+        new._fit_nullspace(X, new._fair_labels(train), np.random.default_rng(new.config.seed))
+        new.fit_info_["fair_seconds"] = round(time.perf_counter() - t0, 2)
+        new._finish()
+        if valid is not None and len(valid):
+            from longrec.models.validation import valid_ndcg
+            new.fit_info_["valid_ndcg@10"] = round(valid_ndcg(new, valid), 6)
+        return new
 
     def _fit_private(self, X, loader, opt, rng) -> list[float]:
         import warnings
