@@ -119,7 +119,52 @@ def test_lm_seq_windows_cover_long_histories():
     assert list(w[3]) == [4, 5, 0, 0, 0]
 
 
+def test_lm_seq_text_initialised_ids_and_options(synthetic, tmp_path):
+    """id_init="text" starts the ID table at the principal components of the text matrix
+    (items with similar text start close); the options train and round-trip."""
+    import torch
+
+    from longrec.models.lm_seq import _build_net
+
+    train, valid = synthetic
+    m = _seq(epochs=1).fit(train, valid)
+    text = m.net_.text[1:].numpy()
+    net = _build_net(len(text), text, m.config.model_copy(update={"id_init": "text"}))
+    ids = net.ids.weight.detach().numpy()
+    assert np.allclose(ids[0], 0) and ids[1:].std() > 0.01
+    # the ID table is a linear image of the centred text: same Gram structure up to rank dim
+    tc = text - text.mean(0)
+    proj = tc @ np.linalg.lstsq(tc, ids[1:], rcond=None)[0]
+    assert np.allclose(proj, ids[1:], atol=1e-4)
+    zero = _build_net(len(text), text, m.config)
+    assert torch.count_nonzero(zero.ids.weight) == 0
+    for kw in ({"mode": "id-only", "id_init": "text"}, {"text_norm": True, "id_dropout": 0.5}):
+        a = _seq(epochs=2, **kw).fit(train, valid)
+        a.save(tmp_path / str(len(kw)))
+        b = Recommender.load(tmp_path / str(len(kw)))
+        pd.testing.assert_frame_equal(a.score(histories={"n": [1, 3]}), b.score(histories={"n": [1, 3]}))
+        # id-only keeps no text: the LM only chose where the IDs start
+        assert ("net.text" in a._state()) == (kw.get("mode") != "id-only")
+
+
 # ------------------------------------------------------------------ lm-twotower
+def test_twotower_early_stopping_on_cold_items(synthetic):
+    """valid_items="cold": early stopping ranks only items with no training interactions,
+    the set-up of a cold-item fold (P3)."""
+    from longrec.models.lm_twotower import LMTwoTower
+
+    train, valid = synthetic
+    inter = train.interactions
+    cold = inter["item_id"].drop_duplicates().iloc[:5].to_numpy()
+    fold_train = train.with_interactions(inter[~inter["item_id"].isin(cold)])
+    fold_valid = train.with_interactions(inter[inter["item_id"].isin(cold)])
+    m = LMTwoTower(_TT_FAST, valid_items="cold").fit(fold_train, fold_valid)
+    assert 0.0 <= m.fit_info_["valid_ndcg@10"] <= 1.0
+    assert set(m.vocab_.items.ids[m.popularity_ == 0]) >= set(cold)
+    recs = m.recommend(users=fold_valid.user_ids[:3], k=3, candidates=cold)
+    assert set(recs["item_id"]) <= set(cold)
+
+
 def test_twotower_additive_cannot_personalise(synthetic):
     from longrec.models.lm_twotower import LMTwoTower
 

@@ -40,6 +40,12 @@ class LMSeqConfig(ModelConfig):
         "lm+id", description="item embedding: LM text projection + ID (default) or an ablation")
     encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
     item_text_template: str | None = Field(None, description="str.format template over item columns")
+    id_init: Literal["zero", "text", "normal"] = Field(
+        "zero", description="start of the ID embeddings: zero (text carries the item at first), "
+        "text (the top principal components of the LM embeddings: LM-initialised IDs) or normal")
+    text_norm: bool = Field(False, description="LayerNorm after the text projection")
+    id_dropout: float = Field(0.0, ge=0, lt=1, description="share of items whose ID part is dropped "
+                              "at each training step (the text path must carry them)")
     dim: int = Field(64, ge=8)
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)
@@ -92,23 +98,42 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
                 t[1:] = torch.from_numpy(text)
                 self.register_buffer("text", t)
                 self.proj = nn.Linear(text.shape[1], d)
+                self.text_ln = nn.LayerNorm(d) if cfg.text_norm else None
             if self.use_id:
                 self.ids = nn.Embedding(n_items + 1, d, padding_idx=0)
-                # with text, IDs start at zero: the text carries the item at first, IDs learn the residual
-                nn.init.normal_(self.ids.weight, std=0.0 if self.use_text else 0.05)
+                init = cfg.id_init if not (cfg.id_init == "zero" and not self.use_text) else "normal"
+                if init == "text" and text is not None:
+                    # LM-initialised IDs: the top `d` principal components of the text embeddings
+                    tc = text - text.mean(0, keepdims=True)
+                    u, sv, _ = np.linalg.svd(tc, full_matrices=False)
+                    pc = (u[:, :d] * sv[:d]).astype(np.float32)
+                    pc = pc / (pc.std() + 1e-8) * 0.05
+                    w = torch.zeros(n_items + 1, d)
+                    w[1:, :pc.shape[1]] = torch.from_numpy(pc)
+                    with torch.no_grad():
+                        self.ids.weight.copy_(w)
+                else:
+                    # with text and id_init "zero", IDs start at zero: the text carries the item
+                    # at first, IDs learn the residual
+                    nn.init.normal_(self.ids.weight, std=0.0 if init == "zero" else 0.05)
+                    with torch.no_grad():
+                        self.ids.weight[0] = 0.0
             self.pos = nn.Embedding(cfg.max_len, d)
             nn.init.normal_(self.pos.weight, std=0.02)
             self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers))
             self.ln = nn.LayerNorm(d)
             self.drop = nn.Dropout(cfg.dropout)
 
-        def item_table(self):
+        def item_table(self, keep=None):
+            """(n_items + 1, d); `keep` (n_items + 1, 1) in {0, 1} drops ID parts in training."""
             e = 0
             if self.use_text:
                 e = self.proj(self.text)
+                if self.text_ln is not None:
+                    e = self.text_ln(e)
                 e = e - e[0]  # the padding row maps to zero (no bias leak into row 0)
             if self.use_id:
-                e = e + self.ids.weight
+                e = e + (self.ids.weight if keep is None else self.ids.weight * keep)
             return e
 
         def forward(self, seq, table=None):
@@ -134,7 +159,7 @@ class LMSeq(Recommender):
 
     # ---------------------------------------------------------------- data
     def _item_text(self) -> np.ndarray | None:
-        if self.config.mode == "id-only":
+        if self.config.mode == "id-only" and self.config.id_init != "text":
             return None
         from longrec.models._lm_items import item_text_matrix
         return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
@@ -207,7 +232,10 @@ class LMSeq(Recommender):
             for s in range(0, len(perm), cfg.batch_size):
                 w = wins[perm[s:s + cfg.batch_size]]
                 inp, tgt = w[:, :-1], w[:, 1:]
-                table = self.net_.item_table()
+                keep = None
+                if cfg.id_dropout > 0 and self.net_.use_id and self.net_.use_text:
+                    keep = (torch.rand(n_items + 1, 1) >= cfg.id_dropout).float()
+                table = self.net_.item_table(keep)
                 h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
                 y = tgt[tgt > 0]                             # (N,) next items (+1)
                 if not sampled:

@@ -59,6 +59,9 @@ class LMTwoTowerConfig(ModelConfig):
     n_negatives: int = Field(1024, ge=1)
     eval_every: int = Field(1, ge=1)
     patience: int = Field(8, ge=1)
+    valid_items: Literal["all", "cold"] = Field(
+        "all", description="early stopping ranks all items, or only the items without training "
+        "interactions (select for cold start: pass a validation split whose items are cold)")
     max_seconds: float | None = Field(None, gt=0)
     num_threads: int = Field(2, ge=1)
     progress: bool = False
@@ -229,9 +232,8 @@ class LMTwoTower(Recommender):
             last = epoch + 1 == cfg.epochs
             out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_train > cfg.max_seconds
             if valid is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
-                from longrec.models.validation import valid_ndcg
                 self._finish()
-                score = valid_ndcg(self, valid)
+                score = self._valid_score(valid)
                 curve.append((epoch + 1, round(score, 6), round(time.perf_counter() - t_train, 1)))
                 if score > best:
                     best, bad = score, 0
@@ -247,6 +249,19 @@ class LMTwoTower(Recommender):
             self.fit_info_.update({"best_epoch": best_state[1], "valid_ndcg@10": round(best, 6), "valid_curve": curve})
         self.fit_info_["train_seconds"] = round(time.perf_counter() - t_train, 1)
         self._finish()
+
+    def _valid_score(self, valid) -> float:
+        from longrec.metrics.ranking import evaluate
+        from longrec.models.validation import valid_ndcg
+
+        if self.config.valid_items == "all":
+            return valid_ndcg(self, valid)
+        cold = self.vocab_.items.ids[self.popularity_ == 0]
+        vi = valid.interactions[valid.interactions["item_id"].astype(str).isin(set(map(str, cold)))]
+        if len(vi) == 0 or len(cold) == 0:
+            return valid_ndcg(self, valid)
+        recs = self.recommend(users=vi["user_id"].unique(), k=10, candidates=cold)
+        return float(evaluate(recs, vi[["user_id", "item_id"]], ks=(10,))["NDCG@10"])
 
     def _finish(self) -> None:
         import torch
