@@ -36,10 +36,10 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def load_p1():
+def load_protocol(protocol: str = "p1"):
     from longrec.data.registry import load_split
 
-    return load_split("ml-100k", "p1", download=False)
+    return load_split("ml-100k", protocol, download=False)
 
 
 def rescore_ranks(model, rows: list[np.ndarray], targets: np.ndarray, exclude: list[np.ndarray],
@@ -174,24 +174,27 @@ def main() -> None:
     ap.add_argument("--llm", type=int, default=0,
                     help="run only the grounding audit of N explanations by the local Gemma (0 = faithfulness)")
     ap.add_argument("--out", default=str(RESULTS / "explain"))
+    ap.add_argument("--protocol", default="p1", choices=["p1", "p2"])
+    ap.add_argument("--config", default="{}", help="JSON config overrides for the model")
     args = ap.parse_args()
+    P = args.protocol.upper()
     if not os.environ.get("LONGREC_DATA_DIR"):
         sys.exit("set LONGREC_DATA_DIR to the shared datasets folder")
     from longrec.models.registry import get_model_class
 
-    split = load_p1()
+    split = load_protocol(args.protocol)
     t0 = time.perf_counter()
-    model = get_model_class(args.model)().fit(split["train"], split["valid"])
+    model = get_model_class(args.model)(json.loads(args.config)).fit(split["train"], split["valid"])
     fit_s = time.perf_counter() - t0
     print(f"fit {args.model} in {fit_s:.1f} s {model.fit_info_}", flush=True)
-    out = {"dataset": "ml-100k", "protocol": "P1", "model": args.model, "fit_info": model.fit_info_,
+    out = {"dataset": "ml-100k", "protocol": P, "model": args.model, "fit_info": model.fit_info_,
            "fit_seconds": round(fit_s, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.llm:  # the LLM audit alone: bench/results/explain_llm.{json,md}
         g = llm_audit(model, split, args.llm, out_path=Path(args.out + "_llm.json"))
         g = {**out, **g}
         Path(args.out + "_llm.json").write_text(json.dumps(g, indent=2, default=str))
-        md = (f"# Grounding audit of LLM explanations, ml-100k P1, {args.model}\n\nProduced by `python bench/explain.py "
+        md = (f"# Grounding audit of LLM explanations, ml-100k {P}, {args.model}\n\nProduced by `python bench/explain.py "
               f"--llm {args.llm}`. {g['generator']}: {g['explanations']} explanations, {g['rejected']} rejected by the "
               f"grounding check ({g['rejection_rate']:.1%}) and replaced by the template; ungrounded texts shown to "
               f"the user: {g['ungrounded_shown']}. Examples of both kinds are in explain_llm.json.\n")
@@ -201,8 +204,9 @@ def main() -> None:
     out["faithfulness"] = faithfulness(model, split, ms=[int(x) for x in args.ms.split(",")],
                                        max_users=args.max_users)
     Path(args.out + ".json").write_text(json.dumps(out, indent=2, default=str))
-    lines = [f"# Explanation faithfulness, ml-100k P1, {args.model}", "",
-             "Produced by `python bench/explain.py`. Top-10 lists of every test user (history = train + valid); "
+    lines = [f"# Explanation faithfulness, ml-100k {P}, {args.model}", "",
+             f"Produced by `python bench/explain.py --protocol {args.protocol} --model {args.model}"
+             f"{' --max-users ' + str(args.max_users) if args.max_users else ''}`. Top-10 lists of every test user (history = train + valid); "
              "each (user, item) explained; cited = the m strongest positive history contributors. "
              "PN: removing them drops the item from the top-10; PS: they alone keep it in the top-10. "
              "Random: a random history subset of the same size.", "",
