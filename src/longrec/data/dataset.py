@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from longrec.data.ids import normalize_ids
+from longrec.data.ids import IDS_NORMALIZED, normalize_ids
 from longrec.data.vocab import IdMap, Vocabulary
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
@@ -35,7 +35,7 @@ class Dataset:
     def __post_init__(self) -> None:
         for df, cols in ((self.interactions, ("user_id", "item_id")), (self.items, ("item_id",)),
                          (self.users, ("user_id",))):
-            if df is None or df.attrs.get("longrec_ids_normalized"):
+            if df is None or df.attrs.get(IDS_NORMALIZED):
                 continue  # the readers already normalised (and validated) these IDs
             for c in cols:
                 if c in df.columns:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: DataFrame.attrs flag: the ID columns already went through normalize_ids (set by the readers)
+IDS_NORMALIZED = "longrec_ids_normalized"
+
 
 def normalize_ids(values: pd.Series | np.ndarray | list) -> pd.Series:
     """Return IDs as an int64 Series when all are canonical integers, else as strings."""

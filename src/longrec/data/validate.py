@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from longrec.data.ids import normalize_ids
+from longrec.data.ids import IDS_NORMALIZED, normalize_ids
 from longrec.errors import DataError
 
 DuplicatePolicy = Literal["keep-last", "keep-first", "drop", "error", "keep-all"]
@@ -36,10 +36,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rating": ("rating", "ratings", "score", "stars", "bookrating"),
     "timestamp": ("timestamp", "time", "ts", "datetime", "unixreviewtime", "date"),
 }
-
-
-#: DataFrame.attrs flag: ID columns already went through normalize_ids
-IDS_NORMALIZED = "longrec_ids_normalized"
 
 
 class DataWarning(UserWarning):

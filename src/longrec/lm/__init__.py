@@ -9,7 +9,7 @@ are imported only when a model is loaded. Names are resolved lazily.
 
 from __future__ import annotations
 
-import importlib
+from longrec._lazy import lazy_getattr
 
 _EXPORTS = {
     # encoders
@@ -35,13 +35,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'longrec.lm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"longrec.lm.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__():

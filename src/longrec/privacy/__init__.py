@@ -9,7 +9,7 @@ See docs/privacy.md for the guarantee and its caveats.
 
 from __future__ import annotations
 
-import importlib
+from longrec._lazy import lazy_getattr
 
 _EXPORTS = {
     "DPTwoTower": "twotower", "DPTwoTowerConfig": "twotower",
@@ -19,10 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'longrec.privacy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"longrec.privacy.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

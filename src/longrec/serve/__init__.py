@@ -9,7 +9,7 @@ Importing this package is cheap: FastAPI, SQLAlchemy and FAISS load when an app 
 
 from __future__ import annotations
 
-import importlib
+from longrec._lazy import lazy_getattr
 
 _EXPORTS = {
     "create_app": "app", "ServeSettings": "settings", "EventStore": "store",
@@ -19,10 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'longrec.serve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"longrec.serve.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -9,7 +9,7 @@ Names are imported lazily so `import longrec.simulate` stays cheap. See docs/sim
 
 from __future__ import annotations
 
-import importlib
+from longrec._lazy import lazy_getattr
 
 _EXPORTS = {
     "SimConfig": "config", "load_config": "config", "parse_config": "config",
@@ -23,10 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'longrec.simulate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"longrec.simulate.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
