@@ -1,6 +1,7 @@
 """Privacy/utility trade-off of the user-level DP two-tower on MovieLens-100K P1.
 
     LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py [--eps 1,3,8,inf] [--quick]
+    LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py --dataset ml-1m   # P1 computed
 
 For each epsilon (inf = no DP, same model and optimiser): test NDCG@10 (valid items are
 history, train+valid excluded), spent epsilon (RDP accountant, delta = 1/#users), noise
@@ -25,16 +26,18 @@ import warnings
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# chosen on valid NDCG@10 (ml-100k P1); DP runs keep the optimiser, only the noise changes
-NONPRIVATE = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01, "epochs": 30}
-PRIVATE = {"encoder": "default", "dim": 32, "batch_size": 64, "lr": 0.02, "epochs": 30}
+# chosen on valid NDCG@10 (ml-100k P1; the sweeps are in the closing note of issue #8), each
+# setting on its own; every epsilon uses the same private config, only the noise changes
+NONPRIVATE = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01, "epochs": 60, "init": "pca"}
+PRIVATE = {"encoder": "default", "dim": 16, "batch_size": 256, "lr": 0.03, "epochs": 30, "max_grad_norm": 0.2,
+           "init": "pca"}
 
 
 def config_for(eps: float | None) -> dict:
     return dict(NONPRIVATE) if eps is None else {**PRIVATE, "dp_epsilon": eps}
 
 
-def one(eps: float | None, quick: bool) -> dict:
+def one(eps: float | None, quick: bool, dataset: str = "ml-100k") -> dict:
     """Everything for one epsilon, in this (child) process."""
     warnings.simplefilter("ignore")
     import numpy as np
@@ -44,7 +47,7 @@ def one(eps: float | None, quick: bool) -> dict:
     from longrec.privacy.attacks import attribute_inference_auc, membership_inference
     from longrec.privacy.twotower import DPTwoTower
 
-    s = load_split("ml-100k", "p1", download=False)
+    s = load_split(dataset, "p1", download=False)
     tr, va, te = s["train"], s["valid"], s["test"]
     cfg = config_for(eps)
     if quick:
@@ -61,7 +64,7 @@ def one(eps: float | None, quick: bool) -> dict:
     gender = tr.users.drop_duplicates("user_id").set_index(tr.users.drop_duplicates("user_id")["user_id"].astype(str))["gender"]
     attr = attribute_inference_auc(U, gender.reindex([str(i) for i in ids]).to_numpy())
     mia = membership_inference(lambda: DPTwoTower(cfg), tr, k=10, seed=0)
-    out = {"epsilon": "inf" if eps is None else eps, "config": cfg, "test_ndcg@10": round(float(ndcg), 5),
+    out = {"dataset": dataset, "epsilon": "inf" if eps is None else eps, "config": cfg, "test_ndcg@10": round(float(ndcg), 5),
            "valid_ndcg@10": m.fit_info_.get("valid_ndcg@10"), "privacy": m.meta_["privacy"],
            "fit_seconds": round(fit_s, 1), "rss_before_fit_mb": round(rss0, 1), "peak_rss_mb": round(peak, 1),
            "trained_params": int(n_params),
@@ -80,7 +83,7 @@ def one(eps: float | None, quick: bool) -> dict:
     return out
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, dataset: str = "ml-100k") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -93,7 +96,7 @@ def plot(rows: list[dict], path: Path) -> None:
     if base:
         ax[0].axhline(base["test_ndcg@10"], ls="--", c="k", label="non-private")
         ax[0].axhline(0.9 * base["test_ndcg@10"], ls=":", c="g", label="-10%")
-    ax[0].set(xscale="log", xlabel="epsilon (delta = 1/#users)", ylabel="test NDCG@10", title="ml-100k P1")
+    ax[0].set(xscale="log", xlabel="epsilon (delta = 1/#users)", ylabel="test NDCG@10", title=f"{dataset} P1")
     ax[0].legend(fontsize=7)
     ax[1].plot(xs, [r["membership_auc"] for r in priv], "o-", label="membership (DP)")
     ax[1].plot(xs, [r["gender_auc"] for r in priv], "s-", label="gender (DP)")
@@ -111,10 +114,10 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], dataset: str = "ml-100k") -> str:
     base = next((r for r in rows if r["epsilon"] == "inf"), None)
-    lines = ["# Differential privacy on MovieLens-100K P1 (lm-twotower-dp)", "",
-             "Produced by `python bench/privacy.py`. User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, "
+    lines = [f"# Differential privacy on {dataset} P1 (lm-twotower-dp)", "",
+             f"Produced by `python bench/privacy.py --dataset {dataset}`. User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, "
              "delta = 1/#users). Test NDCG@10; attacks: membership inference (Zhang et al. 2021, shadow model, "
              "AUC) and gender inference from user vectors (5-fold logistic regression, AUC).", "",
              "| epsilon (target / spent) | noise σ | test NDCG@10 | rel. loss | membership AUC | gender AUC | fit s | peak RSS MB | per-sample grads MB |",
@@ -129,7 +132,9 @@ def table(rows: list[dict]) -> str:
     if base:
         lines += ["", f"References: EASE (non-private, memorising) membership AUC {base.get('ease_membership_auc')}; "
                   f"gender AUC from the raw mean history text embedding {base.get('gender_auc_raw_history_text')}.",
-                  f"Trained parameters: {base['trained_params']:,} (no user table; one bias per item)."]
+                  f"Trained parameters: {base['trained_params']:,} (no user table).",
+                  f"Non-private config: `{json.dumps(base['config'])}`; private: `{json.dumps(next((r['config'] for r in rows if r is not base), {}))}` "
+                  "(both chosen on valid NDCG@10; every epsilon uses the same private config, only the noise changes)."]
     return "\n".join(lines) + "\n"
 
 
@@ -137,21 +142,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--eps", default="inf,8,3,1")
     ap.add_argument("--quick", action="store_true", help="3 epochs (smoke test)")
+    ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--replot", action="store_true", help="redraw the PNG/table from privacy.json")
     a = ap.parse_args()
     if a.replot:
-        rows = json.loads((RESULTS / "privacy.json").read_text())
-        plot(rows, RESULTS / "privacy.png")
-        (RESULTS / "privacy.md").write_text(table(rows))
+        name = "privacy" if a.dataset == "ml-100k" else f"privacy_{a.dataset}"
+        rows = json.loads((RESULTS / f"{name}.json").read_text())
+        plot(rows, RESULTS / f"{name}.png", a.dataset)
+        (RESULTS / f"{name}.md").write_text(table(rows, a.dataset))
         return
     if a.one is not None:
-        print("RESULT " + json.dumps(one(None if a.one == "inf" else float(a.one), a.quick)), flush=True)
+        print("RESULT " + json.dumps(one(None if a.one == "inf" else float(a.one), a.quick, a.dataset)), flush=True)
         return
     rows = []
     for e in a.eps.split(","):
         t = time.perf_counter()
-        cmd = [sys.executable, __file__, "--one", e] + (["--quick"] if a.quick else [])
+        cmd = [sys.executable, __file__, "--one", e, "--dataset", a.dataset] + (["--quick"] if a.quick else [])
         res = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
         line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
@@ -160,11 +167,11 @@ def main() -> None:
         print(f"eps={e}: NDCG@10 {rows[-1]['test_ndcg@10']}, MIA {rows[-1]['membership_auc']}, "
               f"gender {rows[-1]['gender_auc']} ({time.perf_counter() - t:.0f}s)", flush=True)
     RESULTS.mkdir(exist_ok=True)
-    suffix = "_quick" if a.quick else ""
+    suffix = ("" if a.dataset == "ml-100k" else f"_{a.dataset}") + ("_quick" if a.quick else "")
     (RESULTS / f"privacy{suffix}.json").write_text(json.dumps(rows, indent=2))
-    (RESULTS / f"privacy{suffix}.md").write_text(table(rows))
-    plot(rows, RESULTS / f"privacy{suffix}.png")
-    print(table(rows))
+    (RESULTS / f"privacy{suffix}.md").write_text(table(rows, a.dataset))
+    plot(rows, RESULTS / f"privacy{suffix}.png", a.dataset)
+    print(table(rows, a.dataset))
 
 
 if __name__ == "__main__":

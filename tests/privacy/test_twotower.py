@@ -74,6 +74,7 @@ def test_dp_gradients_are_per_user():
     rng = np.random.default_rng(0)
     text = rng.normal(size=(7, 5)).astype(np.float32)
     net = build_net(text, DPTwoTowerConfig(dim=4, hidden=4))
+    net.prior.copy_(torch.from_numpy(rng.random(7).astype(np.float32)))  # the prior's scale is trained too
     x = torch.from_numpy(rng.normal(size=(3, 5)).astype(np.float32))
     y = torch.softmax(torch.from_numpy(rng.normal(size=(3, 7)).astype(np.float32)), 1)
     gsm = GradSampleModule(net, loss_reduction="sum")
@@ -84,3 +85,54 @@ def test_dp_gradients_are_per_user():
         (-(y[b] * torch.log_softmax(net2(x[b:b + 1])[0], 0)).sum()).backward()
         for (name, p), p2 in zip(gsm._module.named_parameters(), net2.parameters()):
             torch.testing.assert_close(p.grad_sample[b], p2.grad, msg=name)
+
+
+def test_popularity_counts_are_per_user_unit_vectors_and_add_up_across_parties():
+    import scipy.sparse as sp
+
+    from longrec.privacy.twotower import popularity_counts, popularity_prior
+
+    X = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]], dtype=np.float32))
+    c = popularity_counts(X)
+    np.testing.assert_allclose(c, [1 / 3**0.5 + 1 / 2**0.5, 1 / 3**0.5 + 1, 0, 1 / 3**0.5 + 1 / 2**0.5])
+    # removing one user moves c by exactly that user's unit vector (sensitivity 1)
+    assert np.linalg.norm(c - popularity_counts(X[[1, 2, 3]])) == pytest.approx(1.0)
+    np.testing.assert_allclose(popularity_counts(X[:2]) + popularity_counts(X[2:]), c)
+    np.testing.assert_allclose(popularity_prior(X), np.log1p(c), rtol=1e-6)
+    noisy = popularity_prior(X, noise=0.5, rng=np.random.default_rng(0))
+    assert noisy.shape == c.shape and (noisy >= 0).all() and not np.allclose(noisy, np.log1p(c))
+
+
+def test_the_popularity_release_is_composed_into_the_budget(split3):
+    pytest.importorskip("opacus")
+    from opacus.accountants import RDPAccountant
+
+    from longrec.errors import ConfigError
+    from longrec.privacy.twotower import calibrate_noise
+
+    q, steps, delta = 0.1, 200, 1e-3
+    alone = calibrate_noise(3.0, delta, q, steps)
+    with_prior = calibrate_noise(3.0, delta, q, steps, prior_noise=2.0)
+    assert with_prior > alone  # the release costs budget: DP-SGD needs more noise
+    acc = RDPAccountant()
+    acc.history = [(2.0, 1.0, 1), (with_prior, q, steps)]
+    assert acc.get_epsilon(delta) <= 3.0
+    with pytest.raises(ConfigError, match="prior_noise"):
+        calibrate_noise(0.5, delta, q, steps, prior_noise=0.1)
+    m = DPTwoTower({**FAST, "dp_epsilon": 3.0, "epochs": 3, "prior_noise": 2.0}).fit(split3["train"])
+    p = m.meta_["privacy"]
+    assert p["popularity_prior"]["noise_multiplier"] == 2.0 and p["epsilon_spent"] <= 3.0 * 1.02
+    assert float(m.net_.prior.abs().sum()) > 0
+
+
+def test_pca_init_starts_from_content_similarity():
+    import torch
+
+    from longrec.privacy.twotower import DPTwoTowerConfig, build_net
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(40, 6)).astype(np.float32)
+    net = build_net(text, DPTwoTowerConfig(dim=6, init="pca", popularity_prior=False))
+    x = torch.from_numpy(text[:5])
+    with torch.no_grad():  # full rank: P P^T = I, so the score is 16 <x, t_i> (the towers' x4 scales)
+        torch.testing.assert_close(net(x), 16 * x @ torch.from_numpy(text).T, rtol=1e-4, atol=1e-4)

@@ -3,7 +3,8 @@
 Each party ("platform", a Flower client) holds a partition of the users and their training
 histories: N random clients, one silo per occupation, or one per zip-code prefix. Raw
 interactions never leave a party. What is exchanged each round is only the shared, dense
-parameters of `longrec.privacy.twotower` (user-tower MLP, item projection, item biases); the
+parameters of `longrec.privacy.twotower` (user-tower MLP, item projection, item biases) and,
+once before the first round, each party's item-count sums for the popularity prior; the
 model has no per-user parameters at all, and a user's representation is computed from their
 history on the party that holds it. The server averages the parties' parameters weighted by
 their number of users (FedAvg, McMahan et al. 2017) through Flower's simulation engine.
@@ -142,6 +143,14 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     client_X = [X[r] for r in rows]
     sizes = [len(r) for r in rows]
     text, tcfg = model.text_, model.config
+    if tcfg.popularity_prior:
+        # each party sends the sum of its users' normalised rows once; the server adds them up
+        # (a plain sum: what secure aggregation would reveal too) and fixes the prior
+        import torch
+
+        from longrec.privacy.twotower import popularity_counts, prior_from_counts
+        c = np.sum([popularity_counts(Xk) for Xk in client_X], axis=0)
+        model.net_.prior.copy_(torch.from_numpy(prior_from_counts(c)))
     curve: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
 

@@ -8,7 +8,12 @@ cf. opacus issue #350):
     t_i            frozen, L2-normalised LM embedding of item i's text (longrec.lm, cached)
     user tower     u = MLP(mean_{j in H_u} t_j)                      (H_u: the user's history)
     item tower     v_i = W t_i            (a linear projection of the text)
-    score(u, i)    = <u, v_i> + c.t_i + b_i
+    score(u, i)    = <u, v_i> + c.t_i + b_i + a * p_i
+    p_i            popularity prior (`popularity_prior`): log(1 + sum_u x_ui / sqrt(|H_u|)),
+                   each user's contribution L2-normalised to 1; under DP the sums are released
+                   once with the Gaussian mechanism (noise multiplier `prior_noise`) and the
+                   release is composed with DP-SGD in the same accountant, so the target
+                   epsilon covers both. a is one learned scalar.
 
 Implementation trick that makes per-sample (per-user) gradients exact with Opacus's layer
 hooks: <u, W t_i> = <W^T u, t_i>, so the item projection is applied to the *user* vector
@@ -74,6 +79,15 @@ class DPTwoTowerConfig(ModelConfig):
     dp_epsilon: float | None = Field(None, gt=0, description="target epsilon; None = no differential privacy")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
     max_grad_norm: float = Field(1.0, gt=0, description="per-user gradient clipping bound (DP only)")
+    popularity_prior: bool = Field(True, description="add a log-popularity prior to the item scores "
+                                   "(a DP release under dp_epsilon; see the module docstring)")
+    item_bias: bool = Field(True, description="learn one bias per item (under DP every one of them is "
+                            "noised; with the popularity prior it can be dropped)")
+    init: Literal["random", "pca"] = Field("pca", description="pca: both towers start as the projection "
+                                           "on the top `dim` principal components of the item texts (public "
+                                           "data), so training starts from a content-similarity model")
+    prior_noise: float = Field(5.0, gt=0, description="noise multiplier of the DP popularity release "
+                               "(each user's contribution has L2 norm 1); DP only")
     accountant: Literal["rdp", "prv"] = "rdp"
     fair_attribute: str | None = Field(None, description="user-table column to remove from user vectors, e.g. 'gender'; None = off")
     fair_method: Literal["leace", "nullspace", "adversarial"] = "leace"
@@ -103,6 +117,20 @@ def build_net(text: np.ndarray, cfg: DPTwoTowerConfig):
             self.item = nn.Linear(cfg.dim, d_text)             # W^T (and c as its bias)
             self.bias = nn.Linear(1, n_items, bias=False)      # b_i: one scalar per item
             nn.init.zeros_(self.bias.weight)
+            self.bias.weight.requires_grad_(cfg.item_bias)
+            if cfg.init == "pca" and not cfg.hidden:
+                # u = P^T h, v_i = P^T t_i: <u, v_i> = content similarity in the top-dim PCA space
+                tc = text - text.mean(0, keepdims=True)
+                P = np.linalg.svd(tc, full_matrices=False)[2][:cfg.dim].T.astype(np.float32)  # (d_text, dim)
+                P = np.pad(P, ((0, 0), (0, cfg.dim - P.shape[1])))
+                with torch.no_grad():
+                    self.user[0].weight.copy_(torch.from_numpy(P.T.copy()) * 4.0)
+                    self.user[0].bias.zero_()
+                    self.item.weight.copy_(torch.from_numpy(P.copy()) * 4.0)
+                    self.item.bias.zero_()
+            self.register_buffer("prior", torch.zeros(n_items))  # p_i (zeros = no prior)
+            self.prior_scale = nn.Linear(1, 1, bias=False)      # a (a layer: Opacus needs one)
+            nn.init.ones_(self.prior_scale.weight)
             if cfg.fair_attribute and cfg.fair_method in ("leace", "nullspace"):  # u -> u M (identity until fitted)
                 self.register_buffer("fair_proj", torch.eye(cfg.dim))
 
@@ -112,13 +140,14 @@ def build_net(text: np.ndarray, cfg: DPTwoTowerConfig):
 
         def forward(self, x):
             z = self.item(self.user_vectors(x))
-            return z @ self.text.T + self.bias(torch.ones(len(x), 1, dtype=x.dtype))
+            one = torch.ones(len(x), 1, dtype=x.dtype)
+            return z @ self.text.T + self.bias(one) + self.prior_scale(one) * self.prior
 
         def item_vectors(self):
             """(n_items, dim) item embeddings v_i = W t_i and (n_items,) item biases."""
             with torch.no_grad():
                 v = self.text @ self.item.weight            # (n, d_text) @ (d_text, dim)
-                b = self.text @ self.item.bias + self.bias.weight[:, 0]
+                b = self.text @ self.item.bias + self.bias.weight[:, 0] + self.prior_scale.weight[0, 0] * self.prior
             return v, b
 
     return TwoTowerNet()
@@ -275,6 +304,55 @@ def leace_eraser(U: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.eye(U.shape[1]) - A.T
 
 
+def popularity_counts(X: sp.csr_matrix) -> np.ndarray:
+    """c_i = sum over the rows (users) of x_ui / sqrt(|H_u|): every user adds a vector of L2
+    norm 1. Sums over disjoint sets of users add up (parties can aggregate theirs)."""
+    n = np.diff(X.indptr)
+    w = np.repeat(1.0 / np.sqrt(np.maximum(n, 1)), n)
+    return np.bincount(X.indices, weights=w, minlength=X.shape[1])
+
+
+def prior_from_counts(c: np.ndarray) -> np.ndarray:
+    return np.log1p(np.maximum(c, 0.0)).astype(np.float32)
+
+
+def popularity_prior(X: sp.csr_matrix, noise: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """log(1 + c_i), c_i = sum over users of x_ui / sqrt(|H_u|) (each user's row has L2 norm 1,
+    so adding or removing one user moves c by at most 1 in L2); with `noise`, c gets Gaussian
+    noise of standard deviation `noise` first (the Gaussian mechanism) and is clipped at 0."""
+    c = popularity_counts(X)
+    if noise is not None:
+        c = c + (rng or np.random.default_rng()).normal(0.0, noise, size=c.shape)
+    return prior_from_counts(c)
+
+
+def calibrate_noise(target_eps: float, delta: float, sample_rate: float, steps: int,
+                    prior_noise: float | None = None, accountant: str = "rdp") -> float:
+    """The DP-SGD noise multiplier whose `steps` steps at `sample_rate`, composed with the
+    popularity release (one Gaussian mechanism with noise `prior_noise`, if any), spend at
+    most `target_eps` at `delta` (bisection on the accountant, like Opacus's own
+    get_noise_multiplier, with the release in the history)."""
+    from opacus.accountants import PRVAccountant, RDPAccountant
+
+    def eps(sigma: float) -> float:
+        acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+        acc.history = ([(prior_noise, 1.0, 1)] if prior_noise else []) + [(sigma, sample_rate, steps)]
+        return float(acc.get_epsilon(delta))
+
+    if prior_noise and eps(1e4) > target_eps:
+        raise ConfigError(f"the popularity release alone (prior_noise={prior_noise}) spends more than "
+                          f"dp_epsilon={target_eps}; raise prior_noise or set popularity_prior=false.")
+    lo, hi = 0.0, 10.0
+    while eps(hi) > target_eps:
+        lo, hi = hi, 2 * hi
+        if hi > 1e4:
+            raise ConfigError(f"dp_epsilon={target_eps} is too small for {steps} steps; train fewer epochs.")
+    while hi - lo > 0.005 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if eps(mid) > target_eps else (lo, mid)
+    return hi
+
+
 def user_loader(n_users: int, batch_size: int, seed: int):
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -318,7 +396,9 @@ class DPTwoTower(Recommender):
             self.privacy_ = {"private": False}
             self._finish()
             return
-        opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr)
+        if cfg.popularity_prior and cfg.dp_epsilon is None:  # under DP: a noisy release, in _fit_private
+            self.net_.prior.copy_(torch.from_numpy(popularity_prior(X)))
+        opt = torch.optim.Adam([p for p in self.net_.parameters() if p.requires_grad], lr=cfg.lr)
         loader = user_loader(X.shape[0], cfg.batch_size, cfg.seed)
         t1 = time.perf_counter()
         if cfg.fair_attribute and cfg.fair_method == "adversarial":
@@ -470,12 +550,20 @@ class DPTwoTower(Recommender):
             raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
         n_users = X.shape[0]
         delta = cfg.dp_delta if cfg.dp_delta is not None else 1.0 / n_users
+        import torch
+
+        prior_noise = cfg.prior_noise if cfg.popularity_prior else None
+        steps = cfg.epochs * len(loader)  # Opacus's Poisson loader: sample rate 1/len(loader)
+        sigma = calibrate_noise(cfg.dp_epsilon, delta, 1.0 / len(loader), steps, prior_noise, cfg.accountant)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
             engine = PrivacyEngine(accountant=cfg.accountant)
-            net, dp_opt, dp_loader = engine.make_private_with_epsilon(
-                module=self.net_, optimizer=opt, data_loader=loader, target_epsilon=cfg.dp_epsilon,
-                target_delta=delta, epochs=cfg.epochs, max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
+            if prior_noise is not None:
+                self.net_.prior.copy_(torch.from_numpy(popularity_prior(X, prior_noise, rng)))
+                engine.accountant.history.append((prior_noise, 1.0, 1))  # one Gaussian release
+            net, dp_opt, dp_loader = engine.make_private(
+                module=self.net_, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
             losses = train_epochs(net, X, self.text_, dp_loader, dp_opt, cfg.epochs, cfg.keep_prob, rng, cfg.progress)
             spent = float(engine.get_epsilon(delta))
         # the trained weights live in the wrapped module; keep a plain module for inference/saving
@@ -487,7 +575,9 @@ class DPTwoTower(Recommender):
             "accountant": cfg.accountant, "epsilon_target": cfg.dp_epsilon, "epsilon_spent": round(spent, 4),
             "delta": delta, "noise_multiplier": round(float(dp_opt.noise_multiplier), 5),
             "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(1.0 / len(dp_loader), 6),
-            "steps": int(sum(h[2] for h in engine.accountant.history)), "n_users": n_users,
+            "steps": int(sum(h[2] for h in engine.accountant.history if h[1] < 1.0)), "n_users": n_users,
+            "popularity_prior": None if prior_noise is None else {"mechanism": "Gaussian, per-user L2 norm 1",
+                                                                 "noise_multiplier": prior_noise},
         }
         return losses
 
