@@ -45,6 +45,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "blend:ease+lm-twotower": ("blend", {"models": [{"name": "ease"}, {"name": "lm-twotower"}]}),
     "blend:ease+itemknn+lm-twotower": ("blend", {"models": [
         {"name": "ease"}, {"name": "itemknn"}, {"name": "lm-twotower", "config": {"num_threads": 1}}]}),
+    # the text two-tower of longrec.privacy (non-private, PCA-initialised towers) as the content member
+    "lm-twotower-dp:nonprivate": ("lm-twotower-dp", _TT := {"dim": 32, "batch_size": 128, "lr": 0.01, "epochs": 60,
+                                                           "init": "pca", "num_threads": 1}),
+    "blend:ease+lm-twotower-dp": ("blend", {"models": [{"name": "ease"}, {"name": "lm-twotower-dp", "config": _TT}],
+                                            "weight_step": 0.05}),
+    "blend:ease+itemknn+lm-twotower-dp": ("blend", {"models": [
+        {"name": "ease"}, {"name": "itemknn"}, {"name": "lm-twotower-dp", "config": _TT}], "normalize": "rank"}),
 }
 SEEDED = ("lm-seq", "lm-twotower")
 
