@@ -130,3 +130,21 @@ def test_rerank_and_fairness_flags(files):
     assert r.exit_code == 0, r.output
     out = json.loads((tmp / "fair.json").read_text())
     assert "fairness" in out and out["metrics"]["n_users"] == 30
+
+
+def test_train_with_dp_epsilon_trains_the_private_variant(files):
+    """The README's `longrec train --model lm-twotower --dp-epsilon 8`: the private variant is
+    trained and the spent epsilon lands in meta.json."""
+    pytest.importorskip("opacus")
+    import json
+
+    tmp, p = files
+    (tmp / "dp.toml").write_text('[config]\nencoder = "hash"\nepochs = 3\nbatch_size = 8\n')
+    r = invoke("train", "--model", "lm-twotower", "--dp-epsilon", 8, "--config", tmp / "dp.toml",
+               "--train", p["train"], "--items", p["items"], "--out", tmp / "dp")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp / "dp" / "meta.json").read_text())
+    assert meta["model"] == "lm-twotower-dp"
+    assert meta["privacy"]["private"] and 0 < meta["privacy"]["epsilon_spent"] <= 8 * 1.02
+    r = invoke("recommend", "--model", tmp / "dp", "--k", 3, "--all-users", "--output", tmp / "r.csv")
+    assert r.exit_code == 0, r.output
