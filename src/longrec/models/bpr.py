@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from longrec.models._training import train_with_early_stopping
 from longrec.models.base import ModelConfig, Recommender
 
 
@@ -48,12 +49,8 @@ class BPRMF(Recommender):
         torch.nn.init.normal_(Q.weight, std=0.1, generator=gen)
         torch.nn.init.zeros_(b.weight)
         opt = torch.optim.Adam([P.weight, Q.weight, b.weight], lr=cfg.lr)
-        best, best_state, bad, history = -1.0, None, 0, []
-        epochs = range(cfg.epochs)
-        if cfg.progress:
-            from rich.progress import track
-            epochs = track(epochs, description="BPR epochs")
-        for epoch in epochs:
+
+        def run_epoch(epoch: int) -> None:
             perm = torch.from_numpy(rng.permutation(len(pos_u)))
             neg_all = torch.from_numpy(rng.integers(0, n_items, len(pos_u)))
             for s in range(0, len(perm), cfg.batch_size):
@@ -66,23 +63,21 @@ class BPRMF(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            last = epoch + 1 == cfg.epochs
-            if valid is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
-                self._export(P, Q, b)
-                from longrec.models.validation import valid_ndcg
-                score = valid_ndcg(self, valid)
-                history.append((epoch + 1, round(score, 6)))
-                if score > best:
-                    best, bad = score, 0
-                    best_state = (self.P_.copy(), self.Q_.copy(), self.b_.copy(), epoch + 1)
-                else:
-                    bad += 1
-                    if bad >= cfg.patience:
-                        break
-        if best_state is not None:
-            self.P_, self.Q_, self.b_, best_epoch = best_state
-            self.fit_info_.update({"best_epoch": best_epoch, "valid_ndcg@10": best, "valid_curve": history})
-        else:
+
+        def score() -> float:
+            from longrec.models.validation import valid_ndcg
+            self._export(P, Q, b)
+            return valid_ndcg(self, valid)
+
+        def restore(state) -> None:
+            self.P_, self.Q_, self.b_ = state
+
+        info = train_with_early_stopping(
+            run_epoch, None if valid is None else score, lambda: (self.P_.copy(), self.Q_.copy(), self.b_.copy()),
+            restore, epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience,
+            progress="BPR epochs" if cfg.progress else None)
+        self.fit_info_.update(info)
+        if "best_epoch" not in info:
             self._export(P, Q, b)
             self.fit_info_["epochs"] = cfg.epochs
 

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from longrec.models._training import train_with_early_stopping
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 
 
@@ -220,13 +221,7 @@ class LMSeq(Recommender):
         sampled = len(warm) > cfg.full_softmax_max_items
         q = np.power(self.popularity_[warm], 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
-        best, best_state, bad, curve = -1.0, None, 0, []
-        t_train = time.perf_counter()
-        epochs = range(cfg.epochs)
-        if cfg.progress:
-            from rich.progress import track
-            epochs = track(epochs, description="lm-seq epochs")
-        for epoch in epochs:
+        def run_epoch(epoch: int) -> None:
             self.net_.train()
             perm = torch.from_numpy(rng.permutation(len(wins)))
             for s in range(0, len(perm), cfg.batch_size):
@@ -251,28 +246,20 @@ class LMSeq(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            last = epoch + 1 == cfg.epochs
-            out_of_time = cfg.max_seconds is not None and time.perf_counter() - t_train > cfg.max_seconds
-            if valid is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
-                from longrec.models.validation import valid_ndcg
-                self._finish()
-                score = valid_ndcg(self, valid)
-                curve.append((epoch + 1, round(score, 6), round(time.perf_counter() - t_train, 1)))
-                if score > best:
-                    best, bad = score, 0
-                    best_state = ({k: v.clone() for k, v in self.net_.state_dict().items()}, epoch + 1,
-                                  time.perf_counter() - t_train)
-                else:
-                    bad += 1
-                    if bad >= cfg.patience:
-                        break
-            if out_of_time:
-                break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state[0])
-            self.fit_info_.update({"best_epoch": best_state[1], "valid_ndcg@10": round(best, 6),
-                                   "seconds_to_best": round(best_state[2], 1), "valid_curve": curve})
-        self.fit_info_["train_seconds"] = round(time.perf_counter() - t_train, 1)
+
+        def score() -> float:
+            from longrec.models.validation import valid_ndcg
+            self._finish()
+            return valid_ndcg(self, valid)
+
+        info = train_with_early_stopping(
+            run_epoch, None if valid is None else score,
+            lambda: {k: v.clone() for k, v in self.net_.state_dict().items()}, self.net_.load_state_dict,
+            epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
+            progress="lm-seq epochs" if cfg.progress else None)
+        if "valid_ndcg@10" in info:
+            info["valid_ndcg@10"] = round(info["valid_ndcg@10"], 6)
+        self.fit_info_.update(info)
         self._finish()
 
     def _finish(self) -> None:

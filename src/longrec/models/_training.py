@@ -1,0 +1,48 @@
+"""The epoch loop shared by the gradient-trained models (bpr, lm-seq, lm-twotower): early
+stopping on a validation score, an optional wall-clock cap, keeping the best epoch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[[], float] | None,
+                              snapshot: Callable[[], Any], restore: Callable[[Any], None], *,
+                              epochs: int, eval_every: int = 1, patience: int = 10,
+                              max_seconds: float | None = None, progress: str | None = None) -> dict:
+    """Run `run_epoch(epoch)` up to `epochs` times. Every `eval_every` epochs (and after the last
+    one, or when `max_seconds` has passed) `score()` is taken; `snapshot()` keeps the best state
+    and training stops after `patience` checks without improvement. The best state is put back
+    with `restore`. `score=None` trains all epochs without checks. Returns the fit_info entries:
+    train_seconds, and with checks best_epoch, valid_ndcg@10 (unrounded), seconds_to_best and
+    valid_curve [(epoch, score, seconds)]."""
+    best, best_state, bad, curve = -1.0, None, 0, []
+    t0 = time.perf_counter()
+    it = range(epochs)
+    if progress:
+        from rich.progress import track
+        it = track(it, description=progress)
+    for epoch in it:
+        run_epoch(epoch)
+        last = epoch + 1 == epochs
+        out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if score is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time):
+            s = score()
+            curve.append((epoch + 1, round(s, 6), round(time.perf_counter() - t0, 1)))
+            if s > best:
+                best, bad = s, 0
+                best_state = (snapshot(), epoch + 1, time.perf_counter() - t0)
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+        if out_of_time:
+            break
+    info: dict = {}
+    if best_state is not None:
+        restore(best_state[0])
+        info = {"best_epoch": best_state[1], "valid_ndcg@10": best, "seconds_to_best": round(best_state[2], 1),
+                "valid_curve": curve}
+    info["train_seconds"] = round(time.perf_counter() - t0, 1)
+    return info
