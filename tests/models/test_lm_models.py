@@ -231,3 +231,60 @@ def test_lm_seq_learns_ml100k_p2(real_data_dir, monkeypatch):
     m = _seq(encoder="hash", dim=32, max_len=30, epochs=3, num_threads=2).fit(s["train"], s["valid"])
     pop = get_model_class("pop")().fit(s["train"])
     assert valid_ndcg(m, s["valid"]) > valid_ndcg(pop, s["valid"])
+
+
+def test_lm_seq_fused_cross_entropy_matches_torch():
+    """The chunked loss gives F.cross_entropy's value and gradients (chunks smaller than,
+    equal to and not dividing the number of rows)."""
+    import torch
+    import torch.nn.functional as F
+    from longrec.models.lm_seq import _fused_linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    h0, W0 = torch.randn(37, 8, generator=g), torch.randn(11, 8, generator=g)
+    y = torch.randint(0, 11, (37,), generator=g)
+    h, W = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+    ref = F.cross_entropy(h @ W.T, y)
+    (2 * ref).backward()
+    for chunk in (5, 37, 64):
+        h2, W2 = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+        loss = _fused_linear_cross_entropy()(h2, W2, y, chunk)
+        (2 * loss).backward()
+        torch.testing.assert_close(loss, ref)
+        torch.testing.assert_close(h2.grad, h.grad)
+        torch.testing.assert_close(W2.grad, W.grad)
+
+
+def test_lm_seq_dropout_and_attention_modules():
+    """Dropout keeps ~(1 - p) of the entries, rescaled so the mean is kept, and is the identity
+    in eval mode; the training attention path (spelled out, for dropout) equals the fused
+    inference kernel when dropout is off, and matches nn.MultiheadAttention's layout."""
+    import torch
+    from longrec.models.lm_seq import LMSeqConfig, _build_net
+
+    torch.manual_seed(0)
+    net = _build_net(5, None, LMSeqConfig(mode="id-only", dim=16, n_heads=2, dropout=0.25, max_len=6))
+    drop = net.drop
+    x = torch.ones(200, 50)
+    net.train()
+    y = drop(x)
+    kept = (y > 0).float().mean().item()
+    assert abs(kept - 0.75) < 0.02 and abs(y.mean().item() - 1.0) < 0.03
+    torch.testing.assert_close(torch.unique(y), torch.tensor([0.0, 256 / 192]))
+    net.eval()
+    assert torch.equal(drop(x), x)
+
+    attn = net.blocks[0].attn
+    xs = torch.randn(3, 6, 16)
+    attn.eval()
+    fused = attn(xs)
+    mha = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    mha.load_state_dict(attn.state_dict())
+    mha.eval()
+    causal = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
+    torch.testing.assert_close(fused, mha(xs, xs, xs, attn_mask=causal, need_weights=False)[0])
+    attn.train()
+    dropped = attn(xs)  # the spelled-out path with p = 0.25: some weights dropped
+    assert not torch.allclose(dropped, fused, atol=1e-3)
+    attn.drop.forward = lambda a: a  # same path with the dropout made the identity
+    torch.testing.assert_close(attn(xs), fused, atol=1e-5, rtol=1e-5)

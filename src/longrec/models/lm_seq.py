@@ -75,17 +75,61 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
     import torch
     from torch import nn
 
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng([cfg.seed, 1])  # dropout masks: a stream apart from the batch order
+
+    class Dropout(nn.Module):
+        """Inverted dropout with masks from numpy's PCG64 bytes (keep probability rounded to
+        1/256): torch's CPU bernoulli_ draws one Mersenne-Twister number per element and
+        took a quarter of the training time."""
+
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p, self.thr = p, max(1, round(256 * (1 - p)))
+
+        def forward(self, x):
+            if not self.training or self.thr >= 256:  # p < 1/512 rounds to no dropout
+                return x
+            keep = torch.frombuffer(bytearray(rng.bytes(x.numel())), dtype=torch.uint8).view(x.shape) < self.thr
+            return x * (keep.to(x.dtype) * (256.0 / self.thr))
+
+    class Attention(nn.Module):
+        """Causal multi-head self-attention; parameters named as nn.MultiheadAttention's (so
+        older artifacts load). Inference runs the fused scaled_dot_product_attention kernel;
+        training spells it out to apply the dropout above to the attention weights."""
+
+        def __init__(self, d: int, heads: int, p: float) -> None:
+            super().__init__()
+            self.heads, self.drop = heads, Dropout(p)
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
+            self.in_proj_bias = nn.Parameter(torch.zeros(3 * d))
+            self.out_proj = nn.Linear(d, d)
+            nn.init.xavier_uniform_(self.in_proj_weight)
+            nn.init.zeros_(self.out_proj.bias)
+
+        def forward(self, x):
+            B, L, D = x.shape
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, L, 3, self.heads, D // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            if self.training and self.drop.thr < 256:
+                a = (q @ k.transpose(-1, -2)) * (D // self.heads) ** -0.5
+                a = a.masked_fill(torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1), float("-inf"))
+                o = self.drop(a.softmax(-1)) @ v
+            else:
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out_proj(o.transpose(1, 2).reshape(B, L, D))
+
     class Block(nn.Module):
         def __init__(self, d: int, heads: int, p: float) -> None:
             super().__init__()
             self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
-            self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Dropout(p), nn.Linear(cfg.ff_mult * d, d))
-            self.drop = nn.Dropout(p)
+            self.attn = Attention(d, heads, p)
+            self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), Dropout(p), nn.Linear(cfg.ff_mult * d, d))
+            self.drop = Dropout(p)
 
-        def forward(self, x, causal):
-            h = self.ln1(x)
-            x = x + self.drop(self.attn(h, h, h, attn_mask=causal, need_weights=False)[0])
+        def forward(self, x):
+            x = x + self.drop(self.attn(self.ln1(x)))
             return x + self.drop(self.ff(self.ln2(x)))
 
     class SeqNet(nn.Module):
@@ -123,7 +167,7 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
             nn.init.normal_(self.pos.weight, std=0.02)
             self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers))
             self.ln = nn.LayerNorm(d)
-            self.drop = nn.Dropout(cfg.dropout)
+            self.drop = Dropout(cfg.dropout)
 
         def item_table(self, keep=None):
             """(n_items + 1, d); `keep` (n_items + 1, 1) in {0, 1} drops ID parts in training."""
@@ -143,12 +187,43 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
             L = seq.shape[1]
             x = table[seq] * (cfg.dim ** 0.5) + self.pos.weight[:L]
             x = self.drop(x)
-            causal = torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1)
             for b in self.blocks:
-                x = b(x, causal)
+                x = b(x)
             return self.ln(x)
 
     return SeqNet()
+
+
+def _fused_linear_cross_entropy():
+    """Mean cross-entropy of softmax(h · Wᵀ) against y, computed in row chunks with the
+    gradients taken in the same pass, so the (N, n_items) logit matrix never exists whole:
+    the same values as F.cross_entropy(h @ W.T, y), about 2.5x faster on CPU, where the
+    full-softmax loss is bound by memory traffic."""
+    import torch
+
+    class FusedLinearCE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, h, W, y, chunk: int = 512):
+            n = h.shape[0]
+            gh, gW, loss = torch.empty_like(h), torch.zeros_like(W), h.new_zeros(())
+            for s in range(0, n, chunk):
+                hc, yc = h[s:s + chunk], y[s:s + chunk]
+                z = hc @ W.T
+                lse = torch.logsumexp(z, 1, keepdim=True)
+                loss += (lse.squeeze(1) - z.gather(1, yc[:, None]).squeeze(1)).sum()
+                p = z.sub_(lse).exp_()                    # softmax, in place
+                p[torch.arange(len(yc)), yc] -= 1.0       # d loss / d logits
+                torch.mm(p, W, out=gh[s:s + chunk])
+                gW.addmm_(p.T, hc)
+            ctx.save_for_backward(gh.div_(n), gW.div_(n))
+            return loss / n
+
+        @staticmethod
+        def backward(ctx, g):
+            gh, gW = ctx.saved_tensors
+            return gh * g, gW * g, None, None
+
+    return FusedLinearCE.apply
 
 
 # ============================================================================ model
@@ -219,6 +294,7 @@ class LMSeq(Recommender):
         remap = torch.full((n_items + 1,), -1, dtype=torch.long)
         remap[warm_rows] = torch.arange(len(warm))
         sampled = len(warm) > cfg.full_softmax_max_items
+        linear_ce = _fused_linear_cross_entropy()
         q = np.power(self.popularity_[warm], 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
         def run_epoch(epoch: int) -> None:
@@ -234,7 +310,7 @@ class LMSeq(Recommender):
                 h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
                 y = tgt[tgt > 0]                             # (N,) next items (+1)
                 if not sampled:
-                    loss = F.cross_entropy(h @ table[warm_rows].T, remap[y])
+                    loss = linear_ce(h, table[warm_rows], remap[y])
                 else:
                     neg = torch.multinomial(q, cfg.n_negatives, replacement=True)  # positions in `warm`
                     logq = torch.log(q * cfg.n_negatives)
