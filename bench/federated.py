@@ -7,7 +7,8 @@ Settings: 4 and 100 random clients, and 21 silos = one party per occupation. Cen
 the same model and optimiser trained on all users (one epoch per "round", so the number of
 passes over the data matches). Reports test NDCG@10 of the final global model, the ratio to
 centralised, the round with the best validation NDCG@10 (rounds to converge) and wall time.
-Writes bench/results/federated.{json,md}.
+With --secagg every party setting runs twice, plain and with SecAgg+ secure aggregation,
+to measure its overhead. Writes bench/results/<out>.{json,md}.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main() -> None:
     ap.add_argument("--local-epochs", type=int, default=1)
     ap.add_argument("--client-batch", type=int, default=MODEL["batch_size"], help="batch size on the parties")
     ap.add_argument("--settings", default="4,21,100", help="which of 4 / 21 / 100 parties to run")
+    ap.add_argument("--secagg", action="store_true",
+                    help="after each plain Flower run, the same run with SecAgg+ secure aggregation (overhead)")
     ap.add_argument("--out", default="federated")
     a = ap.parse_args()
 
@@ -51,27 +54,39 @@ def main() -> None:
     settings = {"4": ("4 random clients", {"partition": "random", "n_clients": 4}),
                 "21": ("21 occupation silos", {"partition": "occupation"}),
                 "100": ("100 random clients", {"partition": "random", "n_clients": 100})}
+    if a.secagg and a.engine != "flower":
+        raise SystemExit("--secagg needs --engine flower")
     for name, kw in [settings[k] for k in a.settings.split(",")]:
-        cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine, local_epochs=a.local_epochs,
-                              model={**MODEL, "batch_size": a.client_batch}, **kw)
-        rep = run_federated(cfg, split=split)
-        rows.append({"setting": name, "parties": rep["n_parties"], "test_ndcg@10": rep["test_ndcg@10"],
-                     "ratio": round(rep["test_ndcg@10"] / c_ndcg, 4), "rounds": a.rounds,
-                     "best_round": rep["best_round"], "wall_seconds": rep["wall_seconds"],
-                     "valid_curve": rep["valid_curve"], "engine": rep["engine"]})
-        print({k: v for k, v in rows[-1].items() if k != "valid_curve"}, flush=True)
+        for secure in ([False, True] if a.secagg else [False]):
+            cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
+                                  local_epochs=a.local_epochs, secure_aggregation=secure,
+                                  model={**MODEL, "batch_size": a.client_batch}, **kw)
+            rep = run_federated(cfg, split=split)
+            rows.append({"setting": name + (", SecAgg+" if secure else ""), "parties": rep["n_parties"],
+                         "test_ndcg@10": rep["test_ndcg@10"], "ratio": round(rep["test_ndcg@10"] / c_ndcg, 4),
+                         "rounds": a.rounds, "best_round": rep["best_round"], "wall_seconds": rep["wall_seconds"],
+                         "valid_curve": rep["valid_curve"], "engine": rep["engine"], "secure_aggregation": secure,
+                         "max_abs_parameter": rep["max_abs_parameter"]})
+            if secure:
+                rows[-1]["overhead_vs_plain"] = round(rep["wall_seconds"] / rows[-2]["wall_seconds"], 2)
+            print({k: v for k, v in rows[-1].items() if k != "valid_curve"}, flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{a.out}.json").write_text(json.dumps(rows, indent=2))
     lines = ["# Federated two-tower on MovieLens-100K P1", "",
              f"Produced by `python bench/federated.py --rounds {a.rounds} --engine {a.engine} --local-epochs "
-             f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}`. FedAvg (weighted by "
+             f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}`. "
+             f"FedAvg (weighted by "
              f"users) over the shared dense parameters; {a.local_epochs} local epoch(s) per round, party batch "
              f"{a.client_batch}; centralised = same model (batch {MODEL['batch_size']}), "
              f"{a.rounds} epochs. Best round = best validation NDCG@10 (checked every {a.eval_every} rounds).", "",
-             "| setting | parties | test NDCG@10 | vs centralised | rounds | best round | wall s |", "|---|---|---|---|---|---|---|"]
+             "SecAgg+ rows: Flower's secaggplus_mod + SecAggPlusWorkflow (3 shares, threshold 2, parameters "
+             "clipped to ±8 and quantised to 2^22 levels); overhead = wall time over the plain run just before.", "",
+             "| setting | parties | test NDCG@10 | vs centralised | rounds | best round | wall s | overhead |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['setting']} | {r['parties']} | {r['test_ndcg@10']:.4f} | {100 * r['ratio']:.1f}% | "
-                     f"{r['rounds']} | {r['best_round'] or ''} | {r['wall_seconds']} |")
+                     f"{r['rounds']} | {r['best_round'] or ''} | {r['wall_seconds']} | "
+                     f"{str(r['overhead_vs_plain']) + 'x' if 'overhead_vs_plain' in r else ''} |")
     (RESULTS / f"{a.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -2,6 +2,7 @@
 
     LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py [--eps 1,3,8,inf] [--quick]
     LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py --dataset ml-1m   # P1 computed
+    ... python bench/privacy.py --model lm-linear-dp [--dataset ml-1m] [--tune]     # the closed-form model
 
 For each epsilon (inf = no DP, same model and optimiser): test NDCG@10 (valid items are
 history, train+valid excluded), spent epsilon (RDP accountant, delta = 1/#users), noise
@@ -38,13 +39,51 @@ NONPRIVATE_BY_DATASET = {"ml-1m": {**NONPRIVATE, "dim": 64}}
 PRIVATE_BY_DATASET = {"ml-1m": {**PRIVATE, "batch_size": 2048, "epochs": 100}}
 
 
-def config_for(eps: float | None, dataset: str = "ml-100k") -> dict:
+# lm-linear-dp (sufficient-statistics perturbation): chosen by `--tune` on valid NDCG@10 (the
+# private config by the mean over 3 noise seeds at epsilon = 8); bench/results/privacy_linear_tuning.jsonl
+LINEAR = {
+    "ml-100k": ({"encoder": "default", "dim": 256, "l2": 10.0, "clip": 100.0, "bias": 0.5},
+                {"encoder": "default", "dim": 32, "l2": 100.0, "clip": 1.0, "bias": 0.5}),
+}
+
+
+def config_for(eps: float | None, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
+    if model == "lm-linear-dp":
+        nonprivate, private = LINEAR[dataset]
+        return dict(nonprivate) if eps is None else {**private, "dp_epsilon": eps}
     if eps is None:
         return dict(NONPRIVATE_BY_DATASET.get(dataset, NONPRIVATE))
     return {**PRIVATE_BY_DATASET.get(dataset, PRIVATE), "dp_epsilon": eps}
 
 
-def one(eps: float | None, quick: bool, dataset: str = "ml-100k") -> dict:
+def tune_linear(dataset: str) -> None:
+    """Valid-only grid for lm-linear-dp: every config non-private, and at epsilon = 8 with
+    noise seeds 0, 1, 2 (the choice uses their mean, so it does not ride one noise draw)."""
+    import itertools
+
+    from longrec.data.registry import load_split
+    from longrec.models.validation import valid_ndcg
+    from longrec.privacy.linear import DPLinear
+
+    s = load_split(dataset, "p1", download=False)
+    tr, va = s["train"], s["valid"]
+    big = dataset != "ml-100k"
+    grid = itertools.product((32, 64, 128) if big else (16, 32, 64, 128, 256), (10.0, 30.0, 100.0, 300.0, 1000.0),
+                             (0.5, 1.0, 2.0, 100.0), (0.5,) if big else (0.25, 0.5, 1.0))
+    out = RESULTS / "privacy_linear_tuning.jsonl"
+    for dim, l2, clip, bias in grid:
+        cfg = {"encoder": "default", "dim": dim, "l2": l2, "clip": clip, "bias": bias}
+        row = {"dataset": dataset, "config": cfg, "valid_nonprivate": round(valid_ndcg(DPLinear(cfg).fit(tr), va), 5)}
+        if clip < 100:  # an unclipped profile makes the sensitivity (and the noise) huge
+            v = [valid_ndcg(DPLinear({**cfg, "dp_epsilon": 8.0, "seed": k}).fit(tr), va) for k in range(3)]
+            row["valid_eps8_mean"] = round(sum(v) / 3, 5)
+            row["valid_eps8"] = [round(x, 5) for x in v]
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
     """Everything for one epsilon, in this (child) process."""
     warnings.simplefilter("ignore")
     import numpy as np
@@ -52,30 +91,33 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k") -> dict:
     from longrec.data.registry import load_split
     from longrec.metrics.ranking import evaluate
     from longrec.privacy.attacks import attribute_inference_auc, membership_inference
-    from longrec.privacy.twotower import DPTwoTower
+    from longrec.models import get_model_class
 
     s = load_split(dataset, "p1", download=False)
     tr, va, te = s["train"], s["valid"], s["test"]
-    cfg = config_for(eps, dataset)
-    if quick:
+    cfg = config_for(eps, dataset, model)
+    klass = get_model_class(model)
+    if quick and model == "lm-twotower-dp":
         cfg["epochs"] = 3
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    m = DPTwoTower(cfg).fit(tr, va)
+    m = klass(cfg).fit(tr, va)
     fit_s = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     recs = m.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     ndcg = evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"]
-    n_params = sum(v.size for v in m.get_arrays().values())
+    n_params = sum(v.size for v in m._state().values()) if model == "lm-linear-dp" else \
+        sum(v.size for v in m.get_arrays().values())
     ids, U = m.user_embeddings()
     gender = tr.users.drop_duplicates("user_id").set_index(tr.users.drop_duplicates("user_id")["user_id"].astype(str))["gender"]
     attr = attribute_inference_auc(U, gender.reindex([str(i) for i in ids]).to_numpy())
-    mia = membership_inference(lambda: DPTwoTower(cfg), tr, k=10, seed=0)
+    mia = membership_inference(lambda: klass(cfg), tr, k=10, seed=0)
     out = {"dataset": dataset, "epsilon": "inf" if eps is None else eps, "config": cfg, "test_ndcg@10": round(float(ndcg), 5),
            "valid_ndcg@10": m.fit_info_.get("valid_ndcg@10"), "privacy": m.meta_["privacy"],
            "fit_seconds": round(fit_s, 1), "rss_before_fit_mb": round(rss0, 1), "peak_rss_mb": round(peak, 1),
            "trained_params": int(n_params),
-           "per_sample_grad_mb": round(n_params * cfg["batch_size"] * 4 / 2**20, 2) if eps is not None else 0.0,
+           "per_sample_grad_mb": round(n_params * cfg["batch_size"] * 4 / 2**20, 2)
+           if eps is not None and "batch_size" in cfg else 0.0,
            "gender_auc": round(attr["auc"], 4), "membership_auc": round(mia["auc"], 4),
            "membership_shadow_auc": round(mia["shadow_auc"], 4),
            "membership_target_epsilon_spent": (mia["target_privacy"] or {}).get("epsilon_spent")}
@@ -85,12 +127,14 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k") -> dict:
 
         out["ease_membership_auc"] = round(membership_inference(lambda: EASE(), tr, k=10, seed=0)["auc"], 4)
         _, hist = m._build_histories(np.asarray(ids, dtype=object), m._history_frame(None))
-        raw = history_features(hist.matrix(), m.text_)
+        from longrec.models._lm_items import item_text_matrix
+        text = item_text_matrix(m.vocab_.items.ids, m.items_, "default", None)
+        raw = history_features(hist.matrix(), text)
         out["gender_auc_raw_history_text"] = round(attribute_inference_auc(raw, gender.reindex([str(i) for i in ids]).to_numpy())["auc"], 4)
     return out
 
 
-def plot(rows: list[dict], path: Path, dataset: str = "ml-100k") -> None:
+def plot(rows: list[dict], path: Path, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -99,7 +143,7 @@ def plot(rows: list[dict], path: Path, dataset: str = "ml-100k") -> None:
     base = next((r for r in rows if r["epsilon"] == "inf"), None)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     xs = [r["epsilon"] for r in priv]
-    ax[0].plot(xs, [r["test_ndcg@10"] for r in priv], "o-", label="DP two-tower (user-level)")
+    ax[0].plot(xs, [r["test_ndcg@10"] for r in priv], "o-", label=f"{model} (user-level DP)")
     if base:
         ax[0].axhline(base["test_ndcg@10"], ls="--", c="k", label="non-private")
         ax[0].axhline(0.9 * base["test_ndcg@10"], ls=":", c="g", label="-10%")
@@ -121,11 +165,14 @@ def plot(rows: list[dict], path: Path, dataset: str = "ml-100k") -> None:
     fig.savefig(path, dpi=120)
 
 
-def table(rows: list[dict], dataset: str = "ml-100k") -> str:
+def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> str:
     base = next((r for r in rows if r["epsilon"] == "inf"), None)
-    lines = [f"# Differential privacy on {dataset} P1 (lm-twotower-dp)", "",
-             f"Produced by `python bench/privacy.py --dataset {dataset}`. User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, "
-             "delta = 1/#users). Test NDCG@10; attacks: membership inference (Zhang et al. 2021, shadow model, "
+    how = ("User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, delta = 1/#users)"
+           if model == "lm-twotower-dp" else "User-level sufficient-statistics perturbation (one Gaussian release, "
+           "analytic Gaussian mechanism, delta = 1/#users)")
+    lines = [f"# Differential privacy on {dataset} P1 ({model})", "",
+             f"Produced by `python bench/privacy.py --dataset {dataset} --model {model}`. {how}. "
+             "Test NDCG@10; attacks: membership inference (Zhang et al. 2021, shadow model, "
              "AUC) and gender inference from user vectors (5-fold logistic regression, AUC).", "",
              "| epsilon (target / spent) | noise σ | test NDCG@10 | rel. loss | membership AUC | gender AUC | fit s | peak RSS MB | per-sample grads MB |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -150,22 +197,31 @@ def main() -> None:
     ap.add_argument("--eps", default="inf,8,3,1")
     ap.add_argument("--quick", action="store_true", help="3 epochs (smoke test)")
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
+    ap.add_argument("--model", default="lm-twotower-dp", choices=["lm-twotower-dp", "lm-linear-dp"])
+    ap.add_argument("--tune", action="store_true", help="lm-linear-dp: the valid-only grid (appends to "
+                    "bench/results/privacy_linear_tuning.jsonl)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--replot", action="store_true", help="redraw the PNG/table from privacy.json")
     a = ap.parse_args()
+    stem = "privacy" if a.model == "lm-twotower-dp" else "privacy_linear"
+    if a.tune:
+        tune_linear(a.dataset)
+        return
     if a.replot:
-        name = "privacy" if a.dataset == "ml-100k" else f"privacy_{a.dataset}"
+        name = stem if a.dataset == "ml-100k" else f"{stem}_{a.dataset}"
         rows = json.loads((RESULTS / f"{name}.json").read_text())
-        plot(rows, RESULTS / f"{name}.png", a.dataset)
-        (RESULTS / f"{name}.md").write_text(table(rows, a.dataset))
+        plot(rows, RESULTS / f"{name}.png", a.dataset, a.model)
+        (RESULTS / f"{name}.md").write_text(table(rows, a.dataset, a.model))
         return
     if a.one is not None:
-        print("RESULT " + json.dumps(one(None if a.one == "inf" else float(a.one), a.quick, a.dataset)), flush=True)
+        print("RESULT " + json.dumps(one(None if a.one == "inf" else float(a.one), a.quick, a.dataset, a.model)),
+              flush=True)
         return
     rows = []
     for e in a.eps.split(","):
         t = time.perf_counter()
-        cmd = [sys.executable, __file__, "--one", e, "--dataset", a.dataset] + (["--quick"] if a.quick else [])
+        cmd = [sys.executable, __file__, "--one", e, "--dataset", a.dataset, "--model", a.model] + \
+            (["--quick"] if a.quick else [])
         res = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
         line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
@@ -175,10 +231,10 @@ def main() -> None:
               f"gender {rows[-1]['gender_auc']} ({time.perf_counter() - t:.0f}s)", flush=True)
     RESULTS.mkdir(exist_ok=True)
     suffix = ("" if a.dataset == "ml-100k" else f"_{a.dataset}") + ("_quick" if a.quick else "")
-    (RESULTS / f"privacy{suffix}.json").write_text(json.dumps(rows, indent=2))
-    (RESULTS / f"privacy{suffix}.md").write_text(table(rows, a.dataset))
-    plot(rows, RESULTS / f"privacy{suffix}.png", a.dataset)
-    print(table(rows, a.dataset))
+    (RESULTS / f"{stem}{suffix}.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"{stem}{suffix}.md").write_text(table(rows, a.dataset, a.model))
+    plot(rows, RESULTS / f"{stem}{suffix}.png", a.dataset, a.model)
+    print(table(rows, a.dataset, a.model))
 
 
 if __name__ == "__main__":

@@ -148,3 +148,19 @@ def test_train_with_dp_epsilon_trains_the_private_variant(files):
     assert meta["privacy"]["private"] and 0 < meta["privacy"]["epsilon_spent"] <= 8 * 1.02
     r = invoke("recommend", "--model", tmp / "dp", "--k", 3, "--all-users", "--output", tmp / "r.csv")
     assert r.exit_code == 0, r.output
+
+
+def test_train_linear_dp_model_with_dp_epsilon(files):
+    """`longrec train --model lm-linear-dp --dp-epsilon 3`: the closed-form private model."""
+    import json
+
+    tmp, p = files
+    (tmp / "lin.toml").write_text('[config]\nencoder = "hash"\ndim = 8\n')
+    r = invoke("train", "--model", "lm-linear-dp", "--dp-epsilon", 3, "--config", tmp / "lin.toml",
+               "--train", p["train"], "--items", p["items"], "--out", tmp / "lin")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp / "lin" / "meta.json").read_text())
+    assert meta["model"] == "lm-linear-dp"
+    assert meta["privacy"]["private"] and meta["privacy"]["epsilon_spent"] == 3
+    r = invoke("recommend", "--model", tmp / "lin", "--k", 3, "--all-users", "--output", tmp / "r.csv")
+    assert r.exit_code == 0, r.output

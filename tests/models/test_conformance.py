@@ -22,6 +22,7 @@ FAST_CONFIGS = {
     "blend": {"models": [{"name": "ease", "config": {"tune_l2": False, "l2": 10.0}}, {"name": "lm-seq", "config": _SEQ}],
               "weight_step": 0.25},
     "lm-twotower-dp": {"encoder": "hash", "epochs": 3, "batch_size": 8, "num_threads": 1},
+    "lm-linear-dp": {"encoder": "hash"},
 }
 MODELS = available_models()
 

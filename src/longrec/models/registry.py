@@ -15,10 +15,12 @@ MODELS: dict[str, str] = {
     "lm-twotower": "longrec.models.lm_twotower:LMTwoTower",
     "blend": "longrec.models.blend:Blend",
     "lm-twotower-dp": "longrec.privacy.twotower:DPTwoTower",
+    "lm-linear-dp": "longrec.privacy.linear:DPLinear",
 }
 
 #: `longrec train --model NAME --dp-epsilon E` trains NAME's private variant
-DP_VARIANTS: dict[str, str] = {"lm-twotower": "lm-twotower-dp", "lm-twotower-dp": "lm-twotower-dp"}
+DP_VARIANTS: dict[str, str] = {"lm-twotower": "lm-twotower-dp", "lm-twotower-dp": "lm-twotower-dp",
+                               "lm-linear-dp": "lm-linear-dp"}
 
 
 def available_models() -> list[str]:

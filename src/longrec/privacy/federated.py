@@ -47,6 +47,13 @@ class FederatedConfig(BaseModel):
     fraction_train: float = Field(1.0, gt=0, le=1, description="share of parties sampled per round")
     engine: Literal["flower", "local"] = "flower"
     model: dict[str, Any] = Field(default_factory=dict, description="DPTwoTowerConfig fields (epochs is ignored)")
+    secure_aggregation: bool = Field(False, description="engine='flower' only: aggregate the parties' "
+                                     "parameters with Flower's SecAgg+ protocol (the server sees only the sum)")
+    secagg_num_shares: int | float = Field(3, description="SecAgg+: parties each secret is shared with "
+                                           "(int > 2, or a share of the selected parties)")
+    secagg_threshold: int | float = Field(2, description="SecAgg+: shares needed to reconstruct a secret")
+    secagg_clip: float = Field(8.0, gt=0, description="SecAgg+: parameters are clipped to [-clip, clip] "
+                               "before quantisation (the report records the largest magnitude seen)")
     client_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved per simulated client")
     eval_every: int = Field(1, ge=1, description="rounds between validation NDCG@10 checks")
     output: str | None = Field(None, description="directory to save the final global model to")
@@ -165,8 +172,12 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         return v
 
     initial = model.get_arrays()
+    if cfg.secure_aggregation and cfg.engine != "flower":
+        raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
     if cfg.engine == "local":
         final = _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round)
+    elif cfg.secure_aggregation:
+        final = _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
     else:
         final = _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
     wall = time.perf_counter() - t0
@@ -178,6 +189,8 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     report = {
         "dataset": cfg.dataset, "protocol": cfg.protocol, "partition": cfg.partition, "n_parties": len(parts),
         "party_sizes": sizes, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs, "engine": cfg.engine,
+        "secure_aggregation": cfg.secure_aggregation,
+        "max_abs_parameter": round(float(max(np.abs(v).max() for v in final.values())), 4),
         "valid_curve": curve, "best_round": best[0] if best else None,
         "final_valid_ndcg@10": curve[-1][1] if curve else None, "test_ndcg@10": round(float(test_ndcg), 6),
         "wall_seconds": round(wall, 2), "model": tcfg.model_dump(),
@@ -263,4 +276,72 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
     if "arrays" not in out:
         raise LongrecError("the Flower simulation ended without a result (see the log above); "
                            "try engine = \"local\" to check the training itself.")
+    return out["arrays"]
+
+
+def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
+    """FedAvg with Flower's SecAgg+ (Bell et al., CCS 2020): each party masks its update with
+    pairwise masks secret-shared among `secagg_num_shares` peers, so the server learns only
+    the weighted sum. Flower implements it for its strategy/NumPyClient API (a fit workflow
+    plus a client mod), hence this path beside `_run_flower`; the local training, seeds and
+    weights are the same, so the result equals plain FedAvg up to SecAgg+'s quantisation."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        from flwr.client import ClientApp, NumPyClient
+        from flwr.client.mod import secaggplus_mod
+        from flwr.common import ndarrays_to_parameters
+        from flwr.server import LegacyContext, ServerApp, ServerConfig
+        from flwr.server.strategy import FedAvg
+        from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+        from flwr.simulation import run_simulation
+    except ImportError as e:
+        raise LongrecError(f"secure_aggregation needs Flower: pip install 'flwr[simulation]' ({e}).") from None
+    import logging
+
+    keys = list(initial)
+    n = len(client_X)
+
+    class Party(NumPyClient):
+        def __init__(self, pid: int) -> None:
+            self.pid = pid
+
+        def fit(self, parameters, config):
+            rnd = int(config["server-round"])
+            new, loss = _local_train(dict(zip(keys, parameters)), client_X[self.pid], text, tcfg, cfg.local_epochs,
+                                     cfg.seed * 100_003 + rnd * 1009 + self.pid)
+            return [new[k] for k in keys], int(sizes[self.pid]), {"train_loss": float(loss)}
+
+    client_app = ClientApp(client_fn=lambda context: Party(int(context.node_config["partition-id"])).to_client(),
+                           mods=[secaggplus_mod])
+    out: dict[str, Any] = {}
+
+    def central_eval(rnd: int, ndarrays, config):
+        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, ndarrays)}
+        out["arrays"] = arrays
+        v = evaluate_round(rnd, arrays)
+        return 0.0, ({} if v is None else {"valid_ndcg@10": v})
+
+    server_app = ServerApp()
+
+    @server_app.main()
+    def main(grid, context) -> None:
+        k = max(1, int(round(cfg.fraction_train * n)))
+        strategy = FedAvg(fraction_fit=cfg.fraction_train, fraction_evaluate=0.0, min_fit_clients=k,
+                          min_available_clients=n, initial_parameters=ndarrays_to_parameters([initial[k] for k in keys]),
+                          evaluate_fn=central_eval, on_fit_config_fn=lambda rnd: {"server-round": rnd})
+        ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=strategy)
+        workflow = SecAggPlusWorkflow(num_shares=cfg.secagg_num_shares, reconstruction_threshold=cfg.secagg_threshold,
+                                      max_weight=float(max(sizes)), clipping_range=cfg.secagg_clip)
+        DefaultWorkflow(fit_workflow=workflow)(grid, ctx)
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    backend = {"client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
+               "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n,
+                   backend_config=backend, verbose_logging=False)
+    if "arrays" not in out or len(out.get("arrays", {})) != len(keys):
+        raise LongrecError("the SecAgg+ simulation ended without a result (see the log above); check that "
+                           "secagg_num_shares and secagg_threshold suit the number of parties.")
     return out["arrays"]

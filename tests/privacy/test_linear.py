@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from longrec.errors import ConfigError
+from longrec.models import Recommender
+from longrec.privacy.linear import DPLinear, gaussian_sigma, profiles, sufficient_statistics
+
+FAST = {"encoder": "hash", "dim": 16, "l2": 1.0, "clip": 5.0}
+
+
+def test_gaussian_sigma_is_the_analytic_gaussian_mechanism():
+    from scipy.stats import norm
+
+    # Balle & Wang (2018): epsilon 1, delta 1e-5 needs sigma ~ 3.73 (the classic bound says 4.84)
+    assert gaussian_sigma(1.0, 1e-5) == pytest.approx(3.7306, abs=2e-3)
+    for eps, delta in [(1.0, 1e-3), (3.0, 1 / 943), (8.0, 1 / 6040)]:
+        s = gaussian_sigma(eps, delta)
+        d = norm.cdf(0.5 / s - eps * s) - math.exp(eps) * norm.cdf(-0.5 / s - eps * s)
+        assert 0.99 * delta < d <= delta * (1 + 1e-9)  # the smallest sigma that meets delta
+    assert gaussian_sigma(8.0, 1e-3) < gaussian_sigma(3.0, 1e-3) < gaussian_sigma(1.0, 1e-3)
+
+
+def test_one_user_moves_the_statistics_by_at_most_the_sensitivity():
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(30, 6))
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    T[:10] = T[0]  # many identical items: an unclipped profile would grow like sqrt(|H|)
+    X = sp.csr_matrix((rng.random((20, 30)) < 0.3).astype(float))
+    for clip in (0.5, 1.0, 3.0):
+        S1, S2 = sufficient_statistics(X, T, clip, bias=0.5)
+        for u in range(20):
+            keep = np.r_[0:u, u + 1:20]
+            R1, R2 = sufficient_statistics(X[keep], T, clip, bias=0.5)
+            moved = math.sqrt(np.sum((S1 - R1) ** 2) + np.sum((S2 - R2) ** 2))
+            assert moved <= math.sqrt(clip ** 4 + clip ** 2) + 1e-9
+    assert (np.linalg.norm(profiles(X, T, 1.0, 0.5), axis=1) <= 1.0 + 1e-9).all()
+
+
+def test_nonprivate_learns_and_round_trips(split3, tmp_path):
+    tr, va = split3["train"], split3["valid"]
+    m = DPLinear(FAST).fit(tr, va)
+    assert m.meta_["privacy"] == {"private": False}
+    recs = m.recommend(users=[1, 2, 3, 4], k=5)
+    same = recs["item_id"].astype(int) % 2 == recs["user_id"].astype(int) % 2
+    assert same.mean() > 0.7
+    m.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(m.score(users=[1, 2]), back.score(users=[1, 2]))
+    ids, u = back.user_embeddings()
+    assert u.shape == (len(ids), 17)
+
+
+def test_private_fit_records_the_guarantee_and_noise_grows_as_epsilon_shrinks(split3):
+    tr = split3["train"]
+    base = DPLinear(FAST).fit(tr)
+    gaps = {}
+    for eps in (1000.0, 1.0):
+        m = DPLinear({**FAST, "dp_epsilon": eps, "seed": 3}).fit(tr)
+        p = m.meta_["privacy"]
+        assert p["private"] and p["level"] == "user" and p["epsilon_spent"] == eps
+        assert p["delta"] == pytest.approx(1 / 80) and p["l2_sensitivity"] == pytest.approx(math.sqrt(5 ** 4 + 5 ** 2))
+        gaps[eps] = float(np.abs(m.W_ - base.W_).mean())
+    assert gaps[1000.0] < gaps[1.0]
+    again = DPLinear({**FAST, "dp_epsilon": 1.0, "seed": 3}).fit(tr)
+    np.testing.assert_array_equal(again.W_, m.W_)  # the noise is seeded from the model seed
+
+
+def test_bad_privacy_settings_are_clear_errors():
+    with pytest.raises(ConfigError):
+        DPLinear(dp_epsilon=-1)
+    with pytest.raises(ConfigError, match="no usable noise"):
+        gaussian_sigma(1e-9, 1e-300)
