@@ -39,26 +39,32 @@ NONPRIVATE_BY_DATASET = {"ml-1m": {**NONPRIVATE, "dim": 64}}
 PRIVATE_BY_DATASET = {"ml-1m": {**PRIVATE, "batch_size": 2048, "epochs": 100}}
 
 
-# lm-linear-dp (sufficient-statistics perturbation): chosen by `--tune` on valid NDCG@10 (the
-# private config by the mean over 3 noise seeds at epsilon = 8); bench/results/privacy_linear_tuning.jsonl
+# lm-linear-dp (sufficient-statistics perturbation): each setting chosen by `--tune` on valid
+# NDCG@10, the private ones by the mean over 3 noise seeds at that epsilon (its ridge penalty
+# has to grow with the noise); bench/results/privacy_linear_tuning.jsonl holds every grid point
 LINEAR = {
-    "ml-100k": ({"encoder": "default", "dim": 256, "l2": 10.0, "clip": 100.0, "bias": 0.5},
-                {"encoder": "default", "dim": 32, "l2": 100.0, "clip": 1.0, "bias": 0.5}),
+    "ml-100k": {"inf": {"dim": 256, "l2": 10.0, "clip": 2.0, "bias": 0.5},
+                8.0: {"dim": 16, "l2": 10.0, "clip": 0.5, "bias": 0.5},
+                3.0: {"dim": 32, "l2": 10.0, "clip": 0.25, "bias": 0.5},
+                1.0: {"dim": 32, "l2": 1000.0, "clip": 0.25, "bias": 0.5}},
 }
 
 
 def config_for(eps: float | None, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
     if model == "lm-linear-dp":
-        nonprivate, private = LINEAR[dataset]
-        return dict(nonprivate) if eps is None else {**private, "dp_epsilon": eps}
+        by_eps = LINEAR[dataset]
+        if eps is None:
+            return {"encoder": "default", **by_eps["inf"]}
+        return {"encoder": "default", **by_eps.get(eps, by_eps[8.0]), "dp_epsilon": eps}
     if eps is None:
         return dict(NONPRIVATE_BY_DATASET.get(dataset, NONPRIVATE))
     return {**PRIVATE_BY_DATASET.get(dataset, PRIVATE), "dp_epsilon": eps}
 
 
-def tune_linear(dataset: str) -> None:
-    """Valid-only grid for lm-linear-dp: every config non-private, and at epsilon = 8 with
-    noise seeds 0, 1, 2 (the choice uses their mean, so it does not ride one noise draw)."""
+def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None = None) -> None:
+    """Valid-only grid for lm-linear-dp: every config non-private, and at each epsilon in
+    `eps_list` with noise seeds 0, 1, 2 (the choice uses their mean, so it does not ride one
+    noise draw). Resumable: grid points already in the jsonl are skipped."""
     import itertools
 
     from longrec.data.registry import load_split
@@ -68,16 +74,28 @@ def tune_linear(dataset: str) -> None:
     s = load_split(dataset, "p1", download=False)
     tr, va = s["train"], s["valid"]
     big = dataset != "ml-100k"
-    grid = itertools.product((32, 64, 128) if big else (16, 32, 64, 128, 256), (10.0, 30.0, 100.0, 300.0, 1000.0),
-                             (0.5, 1.0, 2.0, 100.0), (0.5,) if big else (0.25, 0.5, 1.0))
+    # ml-100k: the first grid's best private config sat on its edge (l2 10, clip 0.5), so it was widened
+    dims, clips = ((32, 64, 128), (0.25, 0.5, 1.0, 100.0)) if big else ((16, 32, 64, 128, 256), (0.25, 0.5, 1.0, 2.0, 100.0))
+    if 8.0 not in eps_list:  # smaller epsilons: only the region that won at epsilon = 8 (small dim, clip <= 1)
+        dims, clips = dims[:3] if not big else dims[:2], tuple(c for c in clips if c <= 1.0)
+    l2s = (3.0, 10.0, 30.0, 100.0) if big else (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+    g = grid_override or {}  # to widen a grid whose best point sits on its edge
+    grid = itertools.product(g.get("dim", dims), g.get("l2", l2s), g.get("clip", clips), (0.5,))
     out = RESULTS / "privacy_linear_tuning.jsonl"
+    rows = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    done = {(json.dumps(r["config"], sort_keys=True), k) for r in rows if r["dataset"] == dataset
+            for k in r if k.startswith("valid_eps") and k.endswith("_mean")}
     for dim, l2, clip, bias in grid:
         cfg = {"encoder": "default", "dim": dim, "l2": l2, "clip": clip, "bias": bias}
+        key = json.dumps(cfg, sort_keys=True)
+        todo = [e for e in eps_list if clip < 100 and (key, f"valid_eps{e:g}_mean") not in done]
+        if not todo and any(json.dumps(r["config"], sort_keys=True) == key for r in rows if r["dataset"] == dataset):
+            continue  # resumable
         row = {"dataset": dataset, "config": cfg, "valid_nonprivate": round(valid_ndcg(DPLinear(cfg).fit(tr), va), 5)}
-        if clip < 100:  # an unclipped profile makes the sensitivity (and the noise) huge
-            v = [valid_ndcg(DPLinear({**cfg, "dp_epsilon": 8.0, "seed": k}).fit(tr), va) for k in range(3)]
-            row["valid_eps8_mean"] = round(sum(v) / 3, 5)
-            row["valid_eps8"] = [round(x, 5) for x in v]
+        for e in todo:  # an unclipped profile (clip 100) makes the sensitivity, and the noise, huge
+            v = [valid_ndcg(DPLinear({**cfg, "dp_epsilon": e, "seed": k}).fit(tr), va) for k in range(3)]
+            row[f"valid_eps{e:g}_mean"] = round(sum(v) / 3, 5)
+            row[f"valid_eps{e:g}"] = [round(x, 5) for x in v]
         with open(out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
@@ -188,7 +206,9 @@ def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-
                   f"gender AUC from the raw mean history text embedding {base.get('gender_auc_raw_history_text')}.",
                   f"Trained parameters: {base['trained_params']:,} (no user table).",
                   f"Non-private config: `{json.dumps(base['config'])}`; private: `{json.dumps(next((r['config'] for r in rows if r is not base), {}))}` "
-                  "(both chosen on valid NDCG@10; every epsilon uses the same private config, only the noise changes)."]
+                  + ("(both chosen on valid NDCG@10; every epsilon uses the same private config, only the noise changes)."
+                     if model == "lm-twotower-dp" else "(chosen on valid NDCG@10; each epsilon has its own config, "
+                     "see the JSON).")]
     return "\n".join(lines) + "\n"
 
 
@@ -198,14 +218,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 epochs (smoke test)")
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
     ap.add_argument("--model", default="lm-twotower-dp", choices=["lm-twotower-dp", "lm-linear-dp"])
-    ap.add_argument("--tune", action="store_true", help="lm-linear-dp: the valid-only grid (appends to "
-                    "bench/results/privacy_linear_tuning.jsonl)")
+    ap.add_argument("--tune", action="store_true", help="lm-linear-dp: the valid-only grid at the --eps values "
+                    "(appends to bench/results/privacy_linear_tuning.jsonl)")
+    ap.add_argument("--grid", default="{}", help='with --tune: JSON lists replacing the default grid, '
+                    'e.g. {"dim": [128, 256], "l2": [1, 3]}')
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--replot", action="store_true", help="redraw the PNG/table from privacy.json")
     a = ap.parse_args()
     stem = "privacy" if a.model == "lm-twotower-dp" else "privacy_linear"
     if a.tune:
-        tune_linear(a.dataset)
+        tune_linear(a.dataset, [float(e) for e in a.eps.split(",") if e != "inf"], json.loads(a.grid))
         return
     if a.replot:
         name = stem if a.dataset == "ml-100k" else f"{stem}_{a.dataset}"
