@@ -52,6 +52,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                                             "weight_step": 0.05}),
     "blend:ease+itemknn+lm-twotower-dp": ("blend", {"models": [
         {"name": "ease"}, {"name": "itemknn"}, {"name": "lm-twotower-dp", "config": _TT}], "normalize": "rank"}),
+    # the closed-form text model of longrec.privacy, non-private (config chosen on P1 valid, bench/privacy.py --tune)
+    "lm-linear-dp:nonprivate": ("lm-linear-dp", _LIN := {"dim": 256, "l2": 10.0, "clip": 2.0, "bias": 0.5}),
+    "blend:ease+lm-linear-dp": ("blend", {"models": [{"name": "ease"}, {"name": "lm-linear-dp", "config": _LIN}],
+                                          "weight_step": 0.05}),
+    "blend:ease+lm-linear-dp+bpr": ("blend", {"models": [
+        {"name": "ease"}, {"name": "lm-linear-dp", "config": _LIN}, {"name": "bpr", "config": {"num_threads": 1}}],
+        "weight_step": 0.05}),
 }
 SEEDED = ("lm-seq", "lm-twotower")
 
