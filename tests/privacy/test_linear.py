@@ -76,3 +76,24 @@ def test_bad_privacy_settings_are_clear_errors():
         DPLinear(dp_epsilon=-1)
     with pytest.raises(ConfigError, match="no usable noise"):
         gaussian_sigma(1e-9, 1e-300)
+
+
+def test_cold_items_get_a_vector_from_their_text(split3):
+    """Items with no training interactions are scored through a text -> vector map, so a cold
+    item whose text equals a warm item's text scores like it; without the map its column is 0."""
+    from longrec.data.dataset import Dataset
+
+    tr = split3["train"]
+    inter = tr.interactions
+    cold = sorted(inter["item_id"].unique())[:2]
+    warm_tr = tr.with_interactions(inter[~inter["item_id"].isin(cold)])
+    on = DPLinear(FAST).fit(warm_tr)
+    off = DPLinear({**FAST, "cold_items": False}).fit(warm_tr)
+    ci = on.vocab_.items.lookup(np.array(cold, dtype=object))
+    assert (ci >= 0).all() and on.fit_info_["cold_items_from_text"] >= 2
+    assert np.abs(off.W_[:, ci]).max() == 0 and np.abs(on.W_[:, ci]).max() > 0
+    s = on.score(users=[1, 2, 3])
+    assert np.isfinite(s.to_numpy()).all()
+    # under DP, which items had no interactions is private: the released columns are kept
+    priv = DPLinear({**FAST, "dp_epsilon": 8.0}).fit(warm_tr)
+    assert "cold_items_from_text" not in priv.fit_info_
