@@ -76,13 +76,20 @@ def test_flower_secure_aggregation_equals_plain_fedavg(split3, tmp_path):
     sec = run_federated(FederatedConfig(engine="flower", secure_aggregation=True, output=str(tmp_path / "sec"),
                                         **base), split=split3)
     assert sec["secure_aggregation"] and [c[0] for c in sec["valid_curve"]] == [1]
-    assert sec["max_abs_parameter"] < 8.0  # nothing was clipped
+    assert sec["max_abs_parameter"] < 8.0  # the global model sits inside SecAgg+'s clipping range
     a = Recommender.load(tmp_path / "plain").get_arrays()
     b = Recommender.load(tmp_path / "sec").get_arrays()
     assert a.keys() == b.keys()
     for k in a:
         assert np.abs(a[k] - b[k]).max() < 2e-5, k  # quantisation step 16 / 2**22 ≈ 4e-6
     assert max(np.abs(a[k] - b[k]).max() for k in a) > 0  # it did go through the quantised protocol
+
+
+def test_secure_aggregation_needs_two_parties_per_round(split3):
+    cfg = FederatedConfig(engine="flower", secure_aggregation=True, n_clients=4, fraction_train=0.25, rounds=1,
+                          model=MODEL)
+    with pytest.raises(ConfigError, match="at least 2 parties per round"):
+        run_federated(cfg, split=split3)
 
 
 def test_secure_aggregation_needs_flower(split3):

@@ -71,6 +71,13 @@ def test_private_fit_records_the_guarantee_and_noise_grows_as_epsilon_shrinks(sp
     np.testing.assert_array_equal(again.W_, m.W_)  # the noise is seeded from the model seed
 
 
+def test_loaded_private_model_still_knows_it_is_private(split3, tmp_path):
+    m = DPLinear({**FAST, "dp_epsilon": 3.0}).fit(split3["train"])
+    m.save(tmp_path / "p")
+    back = Recommender.load(tmp_path / "p")
+    assert back.privacy_["private"] and back.privacy_["epsilon_spent"] == 3.0
+
+
 def test_bad_privacy_settings_are_clear_errors():
     with pytest.raises(ConfigError):
         DPLinear(dp_epsilon=-1)

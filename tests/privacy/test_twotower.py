@@ -136,3 +136,13 @@ def test_pca_init_starts_from_content_similarity():
     x = torch.from_numpy(text[:5])
     with torch.no_grad():  # full rank: P P^T = I, so the score is 16 <x, t_i> (the towers' x4 scales)
         torch.testing.assert_close(net(x), 16 * x @ torch.from_numpy(text).T, rtol=1e-4, atol=1e-4)
+
+
+def test_loaded_private_model_still_knows_it_is_private(split3, tmp_path):
+    """Recommender.load sets meta_ before _set_state, so the guarantee survives a round trip
+    (and the non-private-only guards, like debiased(), still apply)."""
+    pytest.importorskip("opacus")
+    m = DPTwoTower({**FAST, "epochs": 2, "dp_epsilon": 8.0}).fit(split3["train"])
+    m.save(tmp_path / "p")
+    back = Recommender.load(tmp_path / "p")
+    assert back.privacy_["private"] and back.privacy_ == m.meta_["privacy"]

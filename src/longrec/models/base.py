@@ -366,6 +366,10 @@ class Recommender:
         d = Path(directory)
         model.vocab_ = Vocabulary.load(d)
         n_users, n_items = len(model.vocab_.users), len(model.vocab_.items)
+        # metadata first: _set_state may read it (e.g. the privacy guarantee of a DP model)
+        model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
+        model.meta_ = meta
+        model.fit_info_ = meta.get("fit_info", {})
         try:
             indptr, indices = tensors.pop("_seen_indptr"), tensors.pop("_seen_indices")
             model.seen_ = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))
@@ -373,7 +377,4 @@ class Recommender:
             model._set_state(tensors)
         except (KeyError, ValueError) as e:
             raise ModelError(f"{d}/model.safetensors does not match its vocabulary or model type ({e}); re-save the model.") from e
-        model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
-        model.meta_ = meta
-        model.fit_info_ = meta.get("fit_info", {})
         return model

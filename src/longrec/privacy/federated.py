@@ -174,6 +174,11 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     initial = model.get_arrays()
     if cfg.secure_aggregation and cfg.engine != "flower":
         raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
+    per_round = max(1, int(round(cfg.fraction_train * len(parts))))
+    if cfg.secure_aggregation and per_round < 2:
+        raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
+                          f"of {len(parts)}. Raise fraction_train or the number of parties, or turn "
+                          "secure_aggregation off.")
     if cfg.engine == "local":
         final = _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round)
     elif cfg.secure_aggregation:
@@ -341,7 +346,10 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
                "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
     run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n,
                    backend_config=backend, verbose_logging=False)
-    if "arrays" not in out or len(out.get("arrays", {})) != len(keys):
-        raise LongrecError("the SecAgg+ simulation ended without a result (see the log above); check that "
-                           "secagg_num_shares and secagg_threshold suit the number of parties.")
-    return out["arrays"]
+    # evaluate_fn also sees the initial arrays (round 0) and keeps being called when SecAgg+ halts,
+    # so "no aggregate" shows as arrays that never moved
+    final = out.get("arrays")
+    if final is None or all(np.array_equal(final[k], initial[k]) for k in keys):
+        raise LongrecError("the SecAgg+ rounds produced no aggregate (see the log above); check that "
+                           "secagg_num_shares and secagg_threshold suit the parties selected per round.")
+    return final

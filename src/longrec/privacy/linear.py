@@ -30,7 +30,9 @@ mislabelled rare items as cold and cost ml-100k P1 0.05 NDCG@10 at ε = 1, so pr
 the released columns.
 
 Treated as public (not covered by the guarantee): the item texts and the item vocabulary, the
-number of users, and hyper-parameter choices made on validation data.
+number of users, and hyper-parameter choices made on validation data. The guarantee covers the
+learned arrays (T, W), not the model folder: like every longrec model it also stores the
+training histories and popularity, for seen-item exclusion and fold-in (docs/privacy.md).
 """
 
 from __future__ import annotations
