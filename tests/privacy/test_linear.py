@@ -104,3 +104,14 @@ def test_cold_items_get_a_vector_from_their_text(split3):
     # under DP, which items had no interactions is private: the released columns are kept
     priv = DPLinear({**FAST, "dp_epsilon": 8.0}).fit(warm_tr)
     assert "cold_items_from_text" not in priv.fit_info_
+
+
+def test_private_model_serves_empty_histories_from_its_released_row(split3):
+    """No exact training popularity reaches a user without history from a private model."""
+    m = DPLinear({**FAST, "dp_epsilon": 3.0}).fit(split3["train"])
+    s = m.score(histories={"newcomer": []}).to_numpy()[0]
+    beta_row = min(FAST["clip"], 0.5) * m.W_[-1]  # profile [0, ..., β] with β = 0.5 <= clip
+    np.testing.assert_allclose(s, beta_row, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(s, m.popularity_)
+    with pytest.raises(Exception, match="unknown to the model"):
+        m.recommend(histories={"newcomer": []}, on_unknown_user="error")

@@ -171,6 +171,13 @@ class DPLinear(Recommender):
         _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
         return np.asarray(ids, dtype=object), self._profiles(hist.matrix()).astype(np.float32)
 
+    def _scores_with_fallback(self, uidx, hist, on_unknown_user: str = "popular") -> np.ndarray:
+        """A private model serves users with no history from its released popularity row
+        (profile [0; β]) instead of the base class's exact training popularity."""
+        if not getattr(self, "privacy_", {}).get("private") or on_unknown_user == "error":
+            return super()._scores_with_fallback(uidx, hist, on_unknown_user)
+        return self._score(uidx, hist)
+
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         return (self._profiles(hist.matrix()).astype(np.float32) @ self.W_).astype(np.float32)
 
