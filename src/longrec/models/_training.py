@@ -15,7 +15,7 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
     one, or when `max_seconds` has passed) `score()` is taken; `snapshot()` keeps the best state
     and training stops after `patience` checks without improvement. The best state is put back
     with `restore`. `score=None` trains all epochs without checks. Returns the fit_info entries:
-    train_seconds, and with checks best_epoch, valid_ndcg@10 (unrounded), seconds_to_best and
+    train_seconds, and with checks best_epoch, valid_ndcg@10 (6 decimals), seconds_to_best and
     valid_curve [(epoch, score, seconds)]."""
     best, best_state, bad, curve = -1.0, None, 0, []
     t0 = time.perf_counter()
@@ -42,7 +42,12 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
     info: dict = {}
     if best_state is not None:
         restore(best_state[0])
-        info = {"best_epoch": best_state[1], "valid_ndcg@10": best, "seconds_to_best": round(best_state[2], 1),
+        info = {"best_epoch": best_state[1], "valid_ndcg@10": round(best, 6), "seconds_to_best": round(best_state[2], 1),
                 "valid_curve": curve}
     info["train_seconds"] = round(time.perf_counter() - t0, 1)
     return info
+
+
+def module_checkpoints(net) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """(snapshot, restore) for a torch module's weights, for train_with_early_stopping."""
+    return (lambda: {k: v.clone() for k, v in net.state_dict().items()}), net.load_state_dict

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from longrec.models._training import train_with_early_stopping
+from longrec.models._training import module_checkpoints, train_with_early_stopping
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 
 
@@ -329,12 +329,9 @@ class LMSeq(Recommender):
             return valid_ndcg(self, valid)
 
         info = train_with_early_stopping(
-            run_epoch, None if valid is None else score,
-            lambda: {k: v.clone() for k, v in self.net_.state_dict().items()}, self.net_.load_state_dict,
+            run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
             progress="lm-seq epochs" if cfg.progress else None)
-        if "valid_ndcg@10" in info:
-            info["valid_ndcg@10"] = round(info["valid_ndcg@10"], 6)
         self.fit_info_.update(info)
         self._finish()
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from longrec.models._training import train_with_early_stopping
+from longrec.models._training import module_checkpoints, train_with_early_stopping
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 
 
@@ -233,12 +233,9 @@ class LMTwoTower(Recommender):
             return self._valid_score(valid)
 
         info = train_with_early_stopping(
-            run_epoch, None if valid is None else score,
-            lambda: {k: v.clone() for k, v in self.net_.state_dict().items()}, self.net_.load_state_dict,
+            run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
             progress="lm-twotower epochs" if cfg.progress else None)
-        if "valid_ndcg@10" in info:
-            info["valid_ndcg@10"] = round(info["valid_ndcg@10"], 6)
         self.fit_info_.update(info)
         self._finish()
 

@@ -118,6 +118,35 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     return {k: v.detach().numpy().copy() for k, v in net.state_dict().items() if k != "text"}, losses[-1]
 
 
+def _parties_per_round(cfg, n: int) -> int:
+    return max(1, int(round(cfg.fraction_train * n)))
+
+
+def _party_seed(cfg, rnd: int, party: int) -> int:
+    """The seed of one party's local training in one round (the same on every engine)."""
+    return cfg.seed * 100_003 + rnd * 1009 + int(party)
+
+
+def _flower_env() -> None:
+    """Set before Flower is imported: no telemetry, Ray's duplicate-log folding off."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def _simulate(server_app, client_app, n_parties: int, cfg, verbose: bool) -> None:
+    """Run a Flower simulation (Ray backend) with one CPU share per party and quiet logs."""
+    import logging
+
+    from flwr.simulation import run_simulation
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    backend = {"client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
+               "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n_parties,
+                   backend_config=backend, verbose_logging=False)
+
+
 def _fedavg(results: list[tuple[dict, int]]) -> dict[str, np.ndarray]:
     total = sum(n for _, n in results)
     return {k: sum(a[k] * (n / total) for a, n in results).astype(np.float32) for k in results[0][0]}
@@ -174,7 +203,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     initial = model.get_arrays()
     if cfg.secure_aggregation and cfg.engine != "flower":
         raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
-    per_round = max(1, int(round(cfg.fraction_train * len(parts))))
+    per_round = _parties_per_round(cfg, len(parts))
     if cfg.secure_aggregation and per_round < 2:
         raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
                           f"of {len(parts)}. Raise fraction_train or the number of parties, or turn "
@@ -213,10 +242,10 @@ def _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round) -> dic
     arrays = initial
     n = len(client_X)
     for rnd in range(1, cfg.rounds + 1):
-        chosen = np.sort(rng.choice(n, size=max(1, int(round(cfg.fraction_train * n))), replace=False))
+        chosen = np.sort(rng.choice(n, size=_parties_per_round(cfg, n), replace=False))
         results = []
         for c in chosen:
-            new, _ = _local_train(arrays, client_X[c], text, tcfg, cfg.local_epochs, cfg.seed * 100_003 + rnd * 1009 + int(c))
+            new, _ = _local_train(arrays, client_X[c], text, tcfg, cfg.local_epochs, _party_seed(cfg, rnd, c))
             results.append((new, sizes[c]))
         arrays = _fedavg(results)
         evaluate_round(rnd, arrays)
@@ -224,20 +253,17 @@ def _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round) -> dic
 
 
 def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    _flower_env()
     try:
         import torch
         from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
         from flwr.clientapp import ClientApp
         from flwr.serverapp import Grid, ServerApp
         from flwr.serverapp.strategy import FedAvg
-        from flwr.simulation import run_simulation
+        import flwr.simulation  # noqa: F401  (the simulation extra)
     except ImportError as e:
         raise LongrecError(f"engine='flower' needs Flower: pip install 'flwr[simulation]' ({e}); "
                            "or set engine = \"local\" in the config.") from None
-    import logging
-
     def to_record(arrays: dict[str, np.ndarray]):
         return ArrayRecord(torch_state_dict={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
 
@@ -251,7 +277,7 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
         pid = int(context.node_config["partition-id"])
         rnd = int(msg.content["config"]["server-round"])
         new, loss = _local_train(from_record(msg.content["arrays"]), client_X[pid], text, tcfg,
-                                 cfg.local_epochs, cfg.seed * 100_003 + rnd * 1009 + pid)
+                                 cfg.local_epochs, _party_seed(cfg, rnd, pid))
         metrics = MetricRecord({"train_loss": float(loss), "num-examples": int(sizes[pid])})
         return Message(content=RecordDict({"arrays": to_record(new), "metrics": metrics}), reply_to=msg)
 
@@ -262,7 +288,7 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
     def main(grid: Grid, context: Context) -> None:
         n = len(client_X)
         strategy = FedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                          min_train_nodes=max(1, int(round(cfg.fraction_train * n))), min_available_nodes=n)
+                          min_train_nodes=_parties_per_round(cfg, n), min_available_nodes=n)
 
         def central_eval(rnd: int, rec) -> MetricRecord | None:
             v = evaluate_round(rnd, from_record(rec))
@@ -272,12 +298,7 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
                                 train_config=ConfigRecord({}), evaluate_fn=central_eval)
         out["arrays"] = from_record(result.arrays)
 
-    if not verbose:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
-    backend = {"client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
-               "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=len(client_X),
-                   backend_config=backend, verbose_logging=False)
+    _simulate(server_app, client_app, len(client_X), cfg, verbose)
     if "arrays" not in out:
         raise LongrecError("the Flower simulation ended without a result (see the log above); "
                            "try engine = \"local\" to check the training itself.")
@@ -290,8 +311,7 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
     the weighted sum. Flower implements it for its strategy/NumPyClient API (a fit workflow
     plus a client mod), hence this path beside `_run_flower`; the local training, seeds and
     weights are the same, so the result equals plain FedAvg up to SecAgg+'s quantisation."""
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    _flower_env()
     try:
         from flwr.client import ClientApp, NumPyClient
         from flwr.client.mod import secaggplus_mod
@@ -299,11 +319,9 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
         from flwr.server import LegacyContext, ServerApp, ServerConfig
         from flwr.server.strategy import FedAvg
         from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
-        from flwr.simulation import run_simulation
+        import flwr.simulation  # noqa: F401  (the simulation extra)
     except ImportError as e:
         raise LongrecError(f"secure_aggregation needs Flower: pip install 'flwr[simulation]' ({e}).") from None
-    import logging
-
     keys = list(initial)
     n = len(client_X)
 
@@ -314,7 +332,7 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
         def fit(self, parameters, config):
             rnd = int(config["server-round"])
             new, loss = _local_train(dict(zip(keys, parameters)), client_X[self.pid], text, tcfg, cfg.local_epochs,
-                                     cfg.seed * 100_003 + rnd * 1009 + self.pid)
+                                     _party_seed(cfg, rnd, self.pid))
             return [new[k] for k in keys], int(sizes[self.pid]), {"train_loss": float(loss)}
 
     client_app = ClientApp(client_fn=lambda context: Party(int(context.node_config["partition-id"])).to_client(),
@@ -331,7 +349,7 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
 
     @server_app.main()
     def main(grid, context) -> None:
-        k = max(1, int(round(cfg.fraction_train * n)))
+        k = _parties_per_round(cfg, n)
         strategy = FedAvg(fraction_fit=cfg.fraction_train, fraction_evaluate=0.0, min_fit_clients=k,
                           min_available_clients=n, initial_parameters=ndarrays_to_parameters([initial[k] for k in keys]),
                           evaluate_fn=central_eval, on_fit_config_fn=lambda rnd: {"server-round": rnd})
@@ -340,12 +358,7 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
                                       max_weight=float(max(sizes)), clipping_range=cfg.secagg_clip)
         DefaultWorkflow(fit_workflow=workflow)(grid, ctx)
 
-    if not verbose:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
-    backend = {"client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
-               "init_args": {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}}
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n,
-                   backend_config=backend, verbose_logging=False)
+    _simulate(server_app, client_app, n, cfg, verbose)
     # evaluate_fn also sees the initial arrays (round 0) and keeps being called when SecAgg+ halts,
     # so "no aggregate" shows as arrays that never moved
     final = out.get("arrays")

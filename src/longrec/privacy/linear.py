@@ -85,22 +85,28 @@ def gaussian_sigma(epsilon: float, delta: float) -> float:
     return hi
 
 
-def profiles(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: float) -> np.ndarray:
-    """φ for each row of the binary history matrix X: (n, dim + 1), L2 norm <= clip."""
+def _unit_rows(X: sp.csr_matrix) -> sp.csr_matrix:
+    """x̂_u = x_u / √|H_u| (binary rows -> L2 norm 1; empty rows stay empty)."""
     n = np.asarray(X.sum(1)).ravel()
-    Xh = sp.diags(1.0 / np.sqrt(np.maximum(n, 1.0))) @ X
-    P = np.hstack([np.asarray(Xh @ T, dtype=np.float64), np.full((X.shape[0], 1), bias)])
+    return sp.diags(1.0 / np.sqrt(np.maximum(n, 1.0))) @ sp.csr_matrix(X, dtype=np.float64)
+
+
+def _clipped_profiles(Xh: sp.csr_matrix, T: np.ndarray, clip: float, bias: float) -> np.ndarray:
+    P = np.hstack([np.asarray(Xh @ T, dtype=np.float64), np.full((Xh.shape[0], 1), bias)])
     norm = np.linalg.norm(P, axis=1, keepdims=True)
     return P * np.minimum(1.0, clip / np.maximum(norm, 1e-12))
+
+
+def profiles(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: float) -> np.ndarray:
+    """φ for each row of the binary history matrix X: (n, dim + 1), L2 norm <= clip."""
+    return _clipped_profiles(_unit_rows(X), T, clip, bias)
 
 
 def sufficient_statistics(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: float) -> tuple[np.ndarray, np.ndarray]:
     """S1 = Σ_u φ_u φ_uᵀ ((dim + 1)²) and S2 = Σ_u φ_u x̂_uᵀ ((dim + 1) x n_items); sums over
     users, so one user moves the pair by at most √(clip⁴ + clip²) in L2."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    n = np.asarray(X.sum(1)).ravel()
-    Xh = sp.diags(1.0 / np.sqrt(np.maximum(n, 1.0))) @ X
-    P = profiles(X, T, clip, bias)
+    Xh = _unit_rows(X)
+    P = _clipped_profiles(Xh, T, clip, bias)
     return P.T @ P, np.asarray((Xh.T @ P).T)
 
 
@@ -121,7 +127,8 @@ class DPLinear(Recommender):
         t0 = time.perf_counter()
         text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        tc = text.astype(np.float64) - text.mean(0, keepdims=True)
+        text = text.astype(np.float64)
+        tc = text - text.mean(0, keepdims=True)
         _, _, vt = np.linalg.svd(tc, full_matrices=False)
         d = min(cfg.dim, vt.shape[0])
         T = tc @ vt[:d].T
@@ -149,9 +156,9 @@ class DPLinear(Recommender):
         if cfg.cold_items and cfg.dp_epsilon is None:
             warm = S2[-1] > 1e-12   # S2's β row: Σ_u φ_u[-1] x̂_u > 0 iff someone interacted
             if cfg.bias > 0 and warm.any() and not warm.all():
-                t = text.astype(np.float64)
-                A = np.linalg.solve(t[warm].T @ t[warm] + cfg.cold_l2 * np.eye(t.shape[1]), t[warm].T @ W[:, warm].T)
-                W[:, ~warm] = (t[~warm] @ A).T
+                tw = text[warm]
+                A = np.linalg.solve(tw.T @ tw + cfg.cold_l2 * np.eye(text.shape[1]), tw.T @ W[:, warm].T)
+                W[:, ~warm] = (text[~warm] @ A).T
                 self.fit_info_["cold_items_from_text"] = int((~warm).sum())
         self.W_ = W.astype(np.float32)
         if valid is not None and len(valid):
