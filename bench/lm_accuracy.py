@@ -59,6 +59,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "blend:ease+lm-linear-dp+bpr": ("blend", {"models": [
         {"name": "ease"}, {"name": "lm-linear-dp", "config": _LIN}, {"name": "bpr", "config": {"num_threads": 1}}],
         "weight_step": 0.05}),
+    # with the history as extra profile coordinates (item_weight): a joint item-item + text ridge model;
+    # config chosen on P1 valid (`tune --model lm-linear-dp`, bench/results/lm_accuracy_tuning.jsonl)
+    "lm-linear-dp:items": ("lm-linear-dp", _LINI := {"dim": 256, "l2": 20.0, "clip": 2.0, "bias": 2.0,
+                                                     "item_weight": 4.0}),
+    "blend:ease+lm-linear-dp:items+lm-linear-dp+bpr": ("blend", {"models": [
+        {"name": "ease"}, {"name": "lm-linear-dp", "config": _LINI}, {"name": "lm-linear-dp", "config": _LIN},
+        {"name": "bpr", "config": {"num_threads": 1}}], "weight_step": 0.05}),
 }
 SEEDED = ("lm-seq", "lm-twotower")
 

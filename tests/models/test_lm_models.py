@@ -288,3 +288,16 @@ def test_lm_seq_dropout_and_attention_modules():
     assert not torch.allclose(dropped, fused, atol=1e-3)
     attn.drop.forward = lambda a: a  # same path with the dropout made the identity
     torch.testing.assert_close(attn(xs), fused, atol=1e-5, rtol=1e-5)
+
+
+def test_example_p1_blend_config_is_a_valid_blend():
+    from pathlib import Path
+
+    from longrec.models.blend import Blend
+    from longrec.pipeline import load_model_config
+
+    cfg = Blend.Config(**load_model_config(Path(__file__).parents[2] / "examples" / "blend_p1.toml", "blend"))
+    assert [m.name for m in cfg.models] == ["ease", "lm-linear-dp", "lm-linear-dp", "bpr"]
+    for m in cfg.models:  # every member config is valid for its model (typos fail here, not after training)
+        get_model_class(m.name).Config(**m.config)
+    assert cfg.models[1].config["item_weight"] == 4.0

@@ -32,11 +32,11 @@ def test_one_user_moves_the_statistics_by_at_most_the_sensitivity():
     T /= np.linalg.norm(T, axis=1, keepdims=True)
     T[:10] = T[0]  # many identical items: an unclipped profile would grow like sqrt(|H|)
     X = sp.csr_matrix((rng.random((20, 30)) < 0.3).astype(float))
-    for clip in (0.5, 1.0, 3.0):
-        S1, S2 = sufficient_statistics(X, T, clip, bias=0.5)
+    for clip, iw in ((0.5, 0.0), (1.0, 0.0), (3.0, 0.0), (1.0, 4.0), (3.0, 1.0)):
+        S1, S2 = sufficient_statistics(X, T, clip, bias=0.5, item_weight=iw)
         for u in range(20):
             keep = np.r_[0:u, u + 1:20]
-            R1, R2 = sufficient_statistics(X[keep], T, clip, bias=0.5)
+            R1, R2 = sufficient_statistics(X[keep], T, clip, bias=0.5, item_weight=iw)
             moved = math.sqrt(np.sum((S1 - R1) ** 2) + np.sum((S2 - R2) ** 2))
             assert moved <= math.sqrt(clip ** 4 + clip ** 2) + 1e-9
     assert (np.linalg.norm(profiles(X, T, 1.0, 0.5), axis=1) <= 1.0 + 1e-9).all()
@@ -115,3 +115,23 @@ def test_private_model_serves_empty_histories_from_its_released_row(split3):
     assert not np.allclose(s, m.popularity_)
     with pytest.raises(Exception, match="unknown to the model"):
         m.recommend(histories={"newcomer": []}, on_unknown_user="error")
+
+
+def test_item_weight_adds_an_item_item_block_fitted_with_the_text(split3, tmp_path):
+    tr, va = split3["train"], split3["valid"]
+    m = DPLinear({**FAST, "item_weight": 2.0}).fit(tr, va)
+    n_items = len(m.vocab_.items)
+    assert m.W_.shape == (16 + n_items + 1, n_items)
+    ids, u = m.user_embeddings()
+    assert u.shape == (len(ids), 16 + n_items + 1)
+    # a user's profile now holds their own history, so the scores depend on which items, not only their texts
+    recs = m.recommend(users=[1, 2, 3, 4], k=5)
+    assert (recs["item_id"].astype(int) % 2 == recs["user_id"].astype(int) % 2).mean() > 0.7
+    m.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(m.score(users=[1, 2]), back.score(users=[1, 2]))
+    # the profile stays clipped, so a private fit keeps the same sensitivity
+    p = DPLinear({**FAST, "item_weight": 2.0, "dp_epsilon": 3.0}).fit(tr).meta_["privacy"]
+    assert p["l2_sensitivity"] == pytest.approx(math.sqrt(5 ** 4 + 5 ** 2))
+    with pytest.raises(ConfigError, match="item_weight"):
+        DPLinear({**FAST, "item_weight": 1.0, "max_items": 5}).fit(tr)
