@@ -164,3 +164,21 @@ def test_train_linear_dp_model_with_dp_epsilon(files):
     assert meta["privacy"]["private"] and meta["privacy"]["epsilon_spent"] == 3
     r = invoke("recommend", "--model", tmp / "lin", "--k", 3, "--all-users", "--output", tmp / "r.csv")
     assert r.exit_code == 0, r.output
+
+
+def test_train_lm_seq_with_dp_epsilon_trains_lm_seq_dp(files):
+    """`longrec train --model lm-seq --dp-epsilon 8`: the sequential model under DP-SGD."""
+    pytest.importorskip("opacus")
+    import json
+
+    tmp, p = files
+    (tmp / "seq.toml").write_text('[config]\nencoder = "hash"\ndim = 16\nn_layers = 1\nn_heads = 1\n'
+                                  'max_len = 8\ndp_epochs = 2\ndp_batch_size = 8\nnum_threads = 1\n')
+    r = invoke("train", "--model", "lm-seq", "--dp-epsilon", 8, "--config", tmp / "seq.toml",
+               "--train", p["train"], "--items", p["items"], "--out", tmp / "seq")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp / "seq" / "meta.json").read_text())
+    assert meta["model"] == "lm-seq-dp"
+    assert meta["privacy"]["private"] and 0 < meta["privacy"]["epsilon_spent"] <= 8 * 1.01
+    r = invoke("recommend", "--model", tmp / "seq", "--k", 3, "--all-users", "--output", tmp / "r.csv")
+    assert r.exit_code == 0, r.output

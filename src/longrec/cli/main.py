@@ -26,7 +26,7 @@ def train(
     users: Optional[Path] = typer.Option(None, "--users", help="user table (.user or CSV/Parquet with user_id)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the config)"),
     dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
-                                               help="user-level differential privacy at this ε (lm-twotower)"),
+                                               help="user-level differential privacy at this ε (lm-twotower, lm-linear-dp, lm-seq)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files

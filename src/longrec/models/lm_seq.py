@@ -102,6 +102,7 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
         def __init__(self, d: int, heads: int, p: float) -> None:
             super().__init__()
             self.heads, self.drop = heads, Dropout(p)
+            self.explicit = False  # lm-seq-dp: vmap has no batching rule for the fused kernel's backward
             self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
             self.in_proj_bias = nn.Parameter(torch.zeros(3 * d))
             self.out_proj = nn.Linear(d, d)
@@ -112,7 +113,7 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
             B, L, D = x.shape
             qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, L, 3, self.heads, D // self.heads)
             q, k, v = qkv.permute(2, 0, 3, 1, 4)
-            if self.training and self.drop.thr < 256:
+            if (self.training and self.drop.thr < 256) or self.explicit:
                 a = (q @ k.transpose(-1, -2)) * (D // self.heads) ** -0.5
                 a = a.masked_fill(torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1), float("-inf"))
                 o = self.drop(a.softmax(-1)) @ v
