@@ -3,6 +3,7 @@
     LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py [--eps 1,3,8,inf] [--quick]
     LONGREC_DATA_DIR=../shared/datasets python bench/privacy.py --dataset ml-1m   # P1 computed
     ... python bench/privacy.py --model lm-linear-dp [--dataset ml-1m] [--tune]     # the closed-form model
+    ... python bench/privacy.py --model lm-seq-dp [--tune]      # the sequential transformer, on P2 (next item)
 
 For each epsilon (inf = no DP, same model and optimiser): test NDCG@10 (valid items are
 history, train+valid excluded), spent epsilon (RDP accountant, delta = 1/#users), noise
@@ -54,7 +55,19 @@ LINEAR = {
 }
 
 
+# lm-seq-dp (DP-SGD on the sequential transformer, ml-100k P2): the private config chosen by
+# `--tune` on P2 valid at epsilon 8 (bench/results/privacy_seq_tuning.jsonl); inf is plain lm-seq
+SEQ = {"inf": {"encoder": "default", "num_threads": 1},
+       8.0: {"encoder": "default", "num_threads": 1}}
+
+
+def protocol_of(model: str) -> str:
+    return "p2" if model == "lm-seq-dp" else "p1"
+
+
 def config_for(eps: float | None, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
+    if model == "lm-seq-dp":
+        return dict(SEQ["inf"]) if eps is None else {**SEQ.get(eps, SEQ[8.0]), "dp_epsilon": eps}
     if model == "lm-linear-dp":
         by_eps = LINEAR[dataset]
         if eps is None:
@@ -105,6 +118,26 @@ def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None 
         print(json.dumps(row), flush=True)
 
 
+def tune_seq(eps_list: list[float], configs: list[dict]) -> None:
+    """Valid-only runs of lm-seq-dp on ml-100k P2 (seed 0; one config is minutes of DP-SGD):
+    appends {config, epsilon, valid NDCG@10, seconds} to bench/results/privacy_seq_tuning.jsonl."""
+    from longrec.data.registry import load_split
+    from longrec.privacy.sequential import DPLMSeq
+
+    s = load_split("ml-100k", "p2", download=False)
+    for e in eps_list:
+        for c in configs:
+            cfg = {"encoder": "default", "num_threads": 1, **c, "dp_epsilon": e}
+            t0 = time.perf_counter()
+            m = DPLMSeq(cfg).fit(s["train"], s["valid"])
+            row = {"dataset": "ml-100k", "protocol": "p2", "config": cfg, "valid": m.fit_info_["valid_ndcg@10"],
+                   "epsilon_spent": m.privacy_["epsilon_spent"], "noise_multiplier": m.privacy_["noise_multiplier"],
+                   "seconds": round(time.perf_counter() - t0, 1), "load_avg_1m": os.getloadavg()[0]}
+            with open(RESULTS / "privacy_seq_tuning.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
 def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
     """Everything for one epsilon, in this (child) process."""
     warnings.simplefilter("ignore")
@@ -115,7 +148,7 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "
     from longrec.privacy.attacks import attribute_inference_auc, membership_inference
     from longrec.models import get_model_class
 
-    s = load_split(dataset, "p1", download=False)
+    s = load_split(dataset, protocol_of(model), download=False)
     tr, va, te = s["train"], s["valid"], s["test"]
     cfg = config_for(eps, dataset, model)
     klass = get_model_class(model)
@@ -129,6 +162,7 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "
     recs = m.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     ndcg = evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"]
     n_params = sum(v.size for v in m._state().values()) if model == "lm-linear-dp" else \
+        sum(p.numel() for p in m.net_.parameters()) if model == "lm-seq-dp" else \
         sum(v.size for v in m.get_arrays().values())
     ids, U = m.user_embeddings()
     gender = tr.users.drop_duplicates("user_id").set_index(tr.users.drop_duplicates("user_id")["user_id"].astype(str))["gender"]
@@ -221,15 +255,18 @@ def main() -> None:
     ap.add_argument("--eps", default="inf,8,3,1")
     ap.add_argument("--quick", action="store_true", help="3 epochs (smoke test)")
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
-    ap.add_argument("--model", default="lm-twotower-dp", choices=["lm-twotower-dp", "lm-linear-dp"])
+    ap.add_argument("--model", default="lm-twotower-dp", choices=["lm-twotower-dp", "lm-linear-dp", "lm-seq-dp"])
     ap.add_argument("--tune", action="store_true", help="lm-linear-dp: the valid-only grid at the --eps values "
                     "(appends to bench/results/privacy_linear_tuning.jsonl)")
     ap.add_argument("--grid", default="{}", help='with --tune: JSON lists replacing the default grid, '
-                    'e.g. {"dim": [128, 256], "l2": [1, 3]}')
+                    'e.g. {"dim": [128, 256], "l2": [1, 3]}; lm-seq-dp: a JSON list of configs')
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--replot", action="store_true", help="redraw the PNG/table from privacy.json")
     a = ap.parse_args()
-    stem = "privacy" if a.model == "lm-twotower-dp" else "privacy_linear"
+    stem = {"lm-twotower-dp": "privacy", "lm-linear-dp": "privacy_linear", "lm-seq-dp": "privacy_seq"}[a.model]
+    if a.tune and a.model == "lm-seq-dp":
+        tune_seq([float(e) for e in a.eps.split(",") if e != "inf"], json.loads(a.grid))
+        return
     if a.tune:
         tune_linear(a.dataset, [float(e) for e in a.eps.split(",") if e != "inf"], json.loads(a.grid))
         return

@@ -60,3 +60,11 @@ def test_without_epsilon_it_is_plain_lm_seq(split3):
     b = LMSeq(cfg).fit(split3["train"])
     assert a.meta_["privacy"] == {"private": False}
     np.testing.assert_allclose(a.score(users=[1, 2]).to_numpy(), b.score(users=[1, 2]).to_numpy(), rtol=1e-5)
+
+
+def test_user_embeddings_are_the_last_hidden_state(split3):
+    m = DPLMSeq({**FAST, "dp_epsilon": 8.0}).fit(split3["train"])
+    ids, U = m.user_embeddings()
+    assert U.shape == (len(ids), 16) and np.abs(U).sum(1).min() > 0
+    _, one = m.user_embeddings(histories={"new": [m.vocab_.items.ids[0]]})
+    assert one.shape == (1, 16)

@@ -353,17 +353,25 @@ class LMSeq(Recommender):
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         import torch
 
-        torch.set_num_threads(self.config.num_threads)
-        seq, lens = self._last_windows(hist, self.config.max_len)
+        rows, h_last = self._last_hidden(hist)
         out = np.zeros((len(users), hist.n_items), dtype=np.float32)
-        rows = np.flatnonzero(lens > 0)
         if len(rows):
             with torch.no_grad():
-                s = torch.from_numpy(seq[rows])
-                h = self.net_(s, self._table)
-                h_last = h[torch.arange(len(rows)), torch.from_numpy(lens[rows] - 1)]
                 out[rows] = (h_last @ self._table[1:].T).numpy()
         return out
+
+    def _last_hidden(self, hist: HistoryBatch):
+        """(rows with a history, their hidden state after the last item): the user's vector."""
+        import torch
+
+        torch.set_num_threads(self.config.num_threads)
+        seq, lens = self._last_windows(hist, self.config.max_len)
+        rows = np.flatnonzero(lens > 0)
+        if not len(rows):
+            return rows, torch.zeros((0, self.config.dim))
+        with torch.no_grad():
+            h = self.net_(torch.from_numpy(seq[rows]), self._table)
+            return rows, h[torch.arange(len(rows)), torch.from_numpy(lens[rows] - 1)]
 
     # ---------------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:

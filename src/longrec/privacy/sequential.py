@@ -173,6 +173,18 @@ class DPLMSeq(LMSeq):
             "steps": steps, "n_users": n_users, "users_with_a_window": int(len(wins))}
         self._finish()
 
+    def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
+        """(caller user IDs, (n, dim) hidden state after each user's last item; zeros without
+        history) — what an attribute-inference attacker sees."""
+        self._require_fitted()
+        extra = self._history_frame(histories)
+        ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
+        _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
+        rows, h = self._last_hidden(hist)
+        out = np.zeros((len(ids), self.config.dim), dtype=np.float32)
+        out[rows] = h.numpy()
+        return np.asarray(ids, dtype=object), out
+
     def _finish(self) -> None:
         import torch
 
