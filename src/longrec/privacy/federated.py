@@ -4,7 +4,8 @@ Each party ("platform", a Flower client) holds a partition of the users and thei
 histories: N random clients, one silo per occupation, or one per zip-code prefix. Raw
 interactions never leave a party. What is exchanged each round is only the shared, dense
 parameters of `longrec.privacy.twotower` (user-tower MLP, item projection, item biases) and,
-once before the first round, each party's item-count sums for the popularity prior; the
+once before the first round, each party's item-count sums for the popularity prior (both
+through SecAgg+ with `secure_aggregation`, so the server sees only sums); the
 model has no per-user parameters at all, and a user's representation is computed from their
 history on the party that holds it. The server averages the parties' parameters weighted by
 their number of users (FedAvg, McMahan et al. 2017) through Flower's simulation engine.
@@ -147,6 +148,13 @@ def _simulate(server_app, client_app, n_parties: int, cfg, verbose: bool) -> Non
                    backend_config=backend, verbose_logging=False)
 
 
+def _with_parties(cfg, n: int):
+    """cfg with the number of parties attached (the SecAgg+ helpers need it)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**dict(cfg), _n_parties=n)
+
+
 def _fedavg(results: list[tuple[dict, int]]) -> dict[str, np.ndarray]:
     total = sum(n for _, n in results)
     return {k: sum(a[k] * (n / total) for a, n in results).astype(np.float32) for k in results[0][0]}
@@ -179,13 +187,23 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     client_X = [X[r] for r in rows]
     sizes = [len(r) for r in rows]
     text, tcfg = model.text_, model.config
+    if cfg.secure_aggregation and cfg.engine != "flower":
+        raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
+    per_round = _parties_per_round(cfg, len(parts))
+    if cfg.secure_aggregation and per_round < 2:
+        raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
+                          f"of {len(parts)}. Raise fraction_train or the number of parties, or turn "
+                          "secure_aggregation off.")
     if tcfg.popularity_prior:
-        # each party sends the sum of its users' normalised rows once; the server adds them up
-        # (a plain sum: what secure aggregation would reveal too) and fixes the prior
+        # each party sends the sum of its users' normalised rows once; the server adds them up.
+        # With secure_aggregation the sum goes through one SecAgg+ round (the server sees only
+        # the total); otherwise in the clear, each party's sums visible to the server
         import torch
 
         from longrec.privacy.twotower import popularity_counts, prior_from_counts
-        c = np.sum([popularity_counts(Xk) for Xk in client_X], axis=0)
+        counts = [popularity_counts(Xk) for Xk in client_X]
+        c = secure_sum(counts, sizes, _with_parties(cfg, len(parts)), verbose) if cfg.secure_aggregation \
+            else np.sum(counts, axis=0)
         model.net_.prior.copy_(torch.from_numpy(prior_from_counts(c)))
     curve: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
@@ -201,17 +219,11 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         return v
 
     initial = model.get_arrays()
-    if cfg.secure_aggregation and cfg.engine != "flower":
-        raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
-    per_round = _parties_per_round(cfg, len(parts))
-    if cfg.secure_aggregation and per_round < 2:
-        raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
-                          f"of {len(parts)}. Raise fraction_train or the number of parties, or turn "
-                          "secure_aggregation off.")
     if cfg.engine == "local":
         final = _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round)
     elif cfg.secure_aggregation:
-        final = _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
+        final = _run_flower_secagg(_with_parties(cfg, len(parts)), initial, client_X, sizes, text, tcfg,
+                                   evaluate_round, verbose)
     else:
         final = _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
     wall = time.perf_counter() - t0
@@ -308,9 +320,38 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
 def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
     """FedAvg with Flower's SecAgg+ (Bell et al., CCS 2020): each party masks its update with
     pairwise masks secret-shared among `secagg_num_shares` peers, so the server learns only
-    the weighted sum. Flower implements it for its strategy/NumPyClient API (a fit workflow
-    plus a client mod), hence this path beside `_run_flower`; the local training, seeds and
-    weights are the same, so the result equals plain FedAvg up to SecAgg+'s quantisation."""
+    the weighted sum. The local training, seeds and weights are those of `_run_flower`, so the
+    result equals plain FedAvg up to SecAgg+'s quantisation."""
+    keys = list(initial)
+
+    def party_fit(pid: int, rnd: int, params: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+        new, _ = _local_train(dict(zip(keys, params)), client_X[pid], text, tcfg, cfg.local_epochs,
+                              _party_seed(cfg, rnd, pid))
+        return [new[k] for k in keys], int(sizes[pid])
+
+    final = _secagg_rounds([initial[k] for k in keys], party_fit, cfg, cfg.rounds, cfg.fraction_train,
+                           float(max(sizes)), lambda rnd, arrs: evaluate_round(rnd, dict(zip(keys, arrs))), verbose)
+    return dict(zip(keys, final))
+
+
+def secure_sum(vectors: list[np.ndarray], bounds: list[int], cfg, verbose: bool = False) -> np.ndarray:
+    """Σ_k vectors[k] through one SecAgg+ round, the server learning only the sum. Party k
+    sends vectors[k] / bounds[k] (in [-1, 1] when |vectors[k]| <= bounds[k], inside SecAgg+'s
+    clipping range) with weight bounds[k]; the weighted mean times Σ bounds is the sum."""
+    def party_fit(pid: int, rnd: int, params: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+        return [np.asarray(vectors[pid] / max(bounds[pid], 1), dtype=np.float32)], int(max(bounds[pid], 1))
+
+    one = _secagg_rounds([np.zeros_like(vectors[0], dtype=np.float32)], party_fit, cfg, 1, 1.0,
+                         float(max(max(bounds), 1)), None, verbose)
+    return one[0].astype(np.float64) * sum(max(b, 1) for b in bounds)
+
+
+def _secagg_rounds(initial: list[np.ndarray], party_fit, cfg, rounds: int, fraction: float, max_weight: float,
+                   evaluate, verbose: bool) -> list[np.ndarray]:
+    """`rounds` rounds of weighted averaging under SecAgg+, Flower's implementation for its
+    strategy/NumPyClient API (a fit workflow plus a client mod). party_fit(pid, round,
+    params) -> (arrays, weight) is a party's update; evaluate(round, arrays) sees each
+    aggregate. Returns the last aggregate."""
     _flower_env()
     try:
         from flwr.client import ClientApp, NumPyClient
@@ -322,47 +363,44 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
         import flwr.simulation  # noqa: F401  (the simulation extra)
     except ImportError as e:
         raise LongrecError(f"secure_aggregation needs Flower: pip install 'flwr[simulation]' ({e}).") from None
-    keys = list(initial)
-    n = len(client_X)
+    n = cfg._n_parties
 
     class Party(NumPyClient):
         def __init__(self, pid: int) -> None:
             self.pid = pid
 
         def fit(self, parameters, config):
-            rnd = int(config["server-round"])
-            new, loss = _local_train(dict(zip(keys, parameters)), client_X[self.pid], text, tcfg, cfg.local_epochs,
-                                     _party_seed(cfg, rnd, self.pid))
-            return [new[k] for k in keys], int(sizes[self.pid]), {"train_loss": float(loss)}
+            arrays, weight = party_fit(self.pid, int(config["server-round"]), list(parameters))
+            return arrays, weight, {}
 
     client_app = ClientApp(client_fn=lambda context: Party(int(context.node_config["partition-id"])).to_client(),
                            mods=[secaggplus_mod])
     out: dict[str, Any] = {}
 
     def central_eval(rnd: int, ndarrays, config):
-        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, ndarrays)}
+        arrays = [np.asarray(v, dtype=np.float32) for v in ndarrays]
         out["arrays"] = arrays
-        v = evaluate_round(rnd, arrays)
+        v = evaluate(rnd, arrays) if evaluate is not None else None
         return 0.0, ({} if v is None else {"valid_ndcg@10": v})
 
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid, context) -> None:
-        k = _parties_per_round(cfg, n)
-        strategy = FedAvg(fraction_fit=cfg.fraction_train, fraction_evaluate=0.0, min_fit_clients=k,
-                          min_available_clients=n, initial_parameters=ndarrays_to_parameters([initial[k] for k in keys]),
+        k = max(1, int(round(fraction * n)))
+        strategy = FedAvg(fraction_fit=fraction, fraction_evaluate=0.0, min_fit_clients=k,
+                          min_available_clients=n, initial_parameters=ndarrays_to_parameters(initial),
                           evaluate_fn=central_eval, on_fit_config_fn=lambda rnd: {"server-round": rnd})
-        ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=strategy)
+        ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)
         workflow = SecAggPlusWorkflow(num_shares=cfg.secagg_num_shares, reconstruction_threshold=cfg.secagg_threshold,
-                                      max_weight=float(max(sizes)), clipping_range=cfg.secagg_clip)
+                                      max_weight=max_weight, clipping_range=cfg.secagg_clip)
         DefaultWorkflow(fit_workflow=workflow)(grid, ctx)
 
     _simulate(server_app, client_app, n, cfg, verbose)
     # evaluate_fn also sees the initial arrays (round 0) and keeps being called when SecAgg+ halts,
     # so "no aggregate" shows as arrays that never moved
     final = out.get("arrays")
-    if final is None or all(np.array_equal(final[k], initial[k]) for k in keys):
+    if final is None or all(np.array_equal(f, i) for f, i in zip(final, initial)):
         raise LongrecError("the SecAgg+ rounds produced no aggregate (see the log above); check that "
                            "secagg_num_shares and secagg_threshold suit the parties selected per round.")
     return final
