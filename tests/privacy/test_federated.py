@@ -48,6 +48,29 @@ def test_local_fedavg_learns_and_saves(split3, tmp_path):
     assert (recs["item_id"].astype(int) % 2 == recs["user_id"].astype(int) % 2).mean() > 0.7
 
 
+def test_local_fedavg_with_user_level_dp(split3, tmp_path):
+    """dp_epsilon in [model]: every party runs DP-SGD on its own users, noise calibrated per party
+    (users are disjoint across parties) for all rounds, with its popularity release."""
+    pytest.importorskip("opacus")
+    from longrec.models import Recommender
+
+    cfg = FederatedConfig(engine="local", n_clients=4, rounds=2, model={**MODEL, "dp_epsilon": 8.0},
+                          output=str(tmp_path / "dp"))
+    rep = run_federated(cfg, split=split3)
+    p = rep["privacy"]
+    assert p["private"] and p["level"] == "user" and p["epsilon_target"] == 8.0
+    assert len(p["noise_multipliers"]) == 4 and all(x > 0 for x in p["noise_multipliers"])
+    m = Recommender.load(tmp_path / "dp")
+    assert m.privacy_["private"] and m.meta_["privacy"]["noise_multipliers"] == p["noise_multipliers"]
+    plain = run_federated(FederatedConfig(engine="local", n_clients=4, rounds=2, model=MODEL), split=split3)
+    assert plain["privacy"] == {"private": False}
+    from longrec.privacy.federated import _party_noise
+    from longrec.privacy.twotower import DPTwoTowerConfig
+    # more rounds -> more steps to pay for -> more noise per step
+    more = _party_noise(FederatedConfig(rounds=20), DPTwoTowerConfig(**MODEL, dp_epsilon=8.0), [20, 20])
+    assert more[0] > p["noise_multipliers"][0]
+
+
 @pytest.mark.slow
 def test_flower_two_rounds_four_clients(split3):
     """The CI check of the Flower path: 2 rounds, 4 simulated clients, local Ray."""

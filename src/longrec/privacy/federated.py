@@ -101,8 +101,11 @@ def partition_users(user_ids: np.ndarray, users: pd.DataFrame | None, how: str, 
 
 
 # ============================================================================ training
-def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_epochs: int, seed: int) -> dict:
-    """One party's round: load the global arrays, train on its users, return new arrays."""
+def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_epochs: int, seed: int,
+                 noise: float | None = None) -> dict:
+    """One party's round: load the global arrays, train on its users, return new arrays. With
+    `noise` (a DP-SGD noise multiplier) the party trains with Opacus: Poisson sampling of its
+    users, per-user clipping to cfg.max_grad_norm, Gaussian noise."""
     import torch
 
     from longrec.privacy.twotower import build_net, train_epochs, user_loader
@@ -113,10 +116,43 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     state = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
     state["text"] = net.text
     net.load_state_dict(state)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    losses = train_epochs(net, X, text, user_loader(X.shape[0], cfg.batch_size, seed), opt, local_epochs,
-                          cfg.keep_prob, np.random.default_rng(seed))
-    return {k: v.detach().numpy().copy() for k, v in net.state_dict().items() if k != "text"}, losses[-1]
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
+    loader = user_loader(X.shape[0], cfg.batch_size, seed)
+    module = net
+    if noise is not None:
+        import warnings
+
+        from opacus import PrivacyEngine
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
+            module, opt, loader = PrivacyEngine(accountant="rdp").make_private(
+                module=net, optimizer=opt, data_loader=loader, noise_multiplier=noise,
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
+            losses = train_epochs(module, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
+    else:
+        losses = train_epochs(net, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
+    state = {k.removeprefix("_module."): v for k, v in module.state_dict().items()}
+    return {k: v.detach().numpy().copy() for k, v in state.items() if k != "text"}, losses[-1]
+
+
+def _party_noise(cfg, tcfg, sizes: list[int]) -> list[float | None]:
+    """Each party's DP-SGD noise multiplier: a user lives on one party, so their privacy loss
+    is the composition of that party's steps only (parallel composition across parties),
+    counted as if the party trained in every round: rounds x local_epochs x its number of
+    batches, at sample rate 1 / #batches (as Opacus's Poisson loader), together with the
+    party's noisy popularity release. None without dp_epsilon."""
+    if tcfg.dp_epsilon is None:
+        return [None] * len(sizes)
+    from longrec.privacy.twotower import calibrate_noise
+
+    delta = tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes)
+    prior = tcfg.prior_noise if tcfg.popularity_prior else None
+    out = []
+    for n in sizes:
+        batches = max(1, -(-n // min(tcfg.batch_size, n)))  # DataLoader's len: ceil(n / batch)
+        out.append(calibrate_noise(tcfg.dp_epsilon, delta, 1.0 / batches, cfg.rounds * cfg.local_epochs * batches,
+                                   prior, tcfg.accountant))
+    return out
 
 
 def _parties_per_round(cfg, n: int) -> int:
@@ -176,7 +212,10 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     train, valid, test = split["train"], split["valid"], split["test"]
     mcfg = {**cfg.model, "seed": cfg.seed}
     if mcfg.get("dp_epsilon") is not None:
-        raise ConfigError("federated training with dp_epsilon is not implemented; remove it from [model].")
+        try:
+            import opacus  # noqa: F401
+        except ImportError:
+            raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
     model = DPTwoTower(mcfg)
     model.config.epochs = 1
     model._external_training = True  # fit() sets up vocabulary + text, the rounds below train
@@ -202,6 +241,9 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
 
         from longrec.privacy.twotower import popularity_counts, prior_from_counts
         counts = [popularity_counts(Xk) for Xk in client_X]
+        if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
+            rng = np.random.default_rng([cfg.seed, 7])
+            counts = [c + rng.normal(0.0, tcfg.prior_noise, c.shape) for c in counts]
         c = secure_sum(counts, sizes, _with_parties(cfg, len(parts)), verbose) if cfg.secure_aggregation \
             else np.sum(counts, axis=0)
         model.net_.prior.copy_(torch.from_numpy(prior_from_counts(c)))
@@ -219,13 +261,19 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         return v
 
     initial = model.get_arrays()
+    noises = _party_noise(cfg, tcfg, sizes)
+
+    def local(arrays: dict[str, np.ndarray], pid: int, rnd: int) -> dict[str, np.ndarray]:
+        """Party `pid`'s update in round `rnd` (the same seeds on every engine)."""
+        return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, _party_seed(cfg, rnd, pid),
+                            noises[pid])[0]
+
     if cfg.engine == "local":
-        final = _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round)
+        final = _run_local(cfg, initial, local, sizes, evaluate_round)
     elif cfg.secure_aggregation:
-        final = _run_flower_secagg(_with_parties(cfg, len(parts)), initial, client_X, sizes, text, tcfg,
-                                   evaluate_round, verbose)
+        final = _run_flower_secagg(_with_parties(cfg, len(parts)), initial, local, sizes, evaluate_round, verbose)
     else:
-        final = _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose)
+        final = _run_flower(cfg, initial, local, sizes, evaluate_round, verbose)
     wall = time.perf_counter() - t0
     model.set_arrays(final)
     best = max(curve, key=lambda c: c[1]) if curve else None
@@ -236,11 +284,20 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         "dataset": cfg.dataset, "protocol": cfg.protocol, "partition": cfg.partition, "n_parties": len(parts),
         "party_sizes": sizes, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs, "engine": cfg.engine,
         "secure_aggregation": cfg.secure_aggregation,
+        "privacy": {"private": False} if tcfg.dp_epsilon is None else {
+            "private": True, "level": "user", "mechanism": "DP-SGD on each party (Opacus, Poisson sampling); "
+            "users are disjoint across parties (parallel composition)", "epsilon_target": tcfg.dp_epsilon,
+            "delta": tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes),
+            "noise_multipliers": [round(float(x), 5) for x in noises], "max_grad_norm": tcfg.max_grad_norm,
+            "popularity_prior": None if not tcfg.popularity_prior else {
+                "mechanism": "Gaussian per party, per-user L2 norm 1", "noise_multiplier": tcfg.prior_noise}},
         "max_abs_parameter": round(float(max(np.abs(v).max() for v in final.values())), 4),
         "valid_curve": curve, "best_round": best[0] if best else None,
         "final_valid_ndcg@10": curve[-1][1] if curve else None, "test_ndcg@10": round(float(test_ndcg), 6),
         "wall_seconds": round(wall, 2), "model": tcfg.model_dump(),
     }
+    model.privacy_ = report["privacy"]
+    model.meta_["privacy"] = report["privacy"]
     model.meta_["federated"] = {k: v for k, v in report.items() if k != "model"}
     model.fit_info_.pop("loss_curve", None)
     if cfg.output:
@@ -249,22 +306,21 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     return report
 
 
-def _run_local(cfg, initial, client_X, sizes, text, tcfg, evaluate_round) -> dict[str, np.ndarray]:
+def _run_local(cfg, initial, local, sizes, evaluate_round) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
     arrays = initial
-    n = len(client_X)
+    n = len(sizes)
     for rnd in range(1, cfg.rounds + 1):
         chosen = np.sort(rng.choice(n, size=_parties_per_round(cfg, n), replace=False))
         results = []
         for c in chosen:
-            new, _ = _local_train(arrays, client_X[c], text, tcfg, cfg.local_epochs, _party_seed(cfg, rnd, c))
-            results.append((new, sizes[c]))
+            results.append((local(arrays, int(c), rnd), sizes[c]))
         arrays = _fedavg(results)
         evaluate_round(rnd, arrays)
     return arrays
 
 
-def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
+def _run_flower(cfg, initial, local, sizes, evaluate_round, verbose) -> dict[str, np.ndarray]:
     _flower_env()
     try:
         import torch
@@ -288,9 +344,8 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
     def train(msg: Message, context: Context) -> Message:
         pid = int(context.node_config["partition-id"])
         rnd = int(msg.content["config"]["server-round"])
-        new, loss = _local_train(from_record(msg.content["arrays"]), client_X[pid], text, tcfg,
-                                 cfg.local_epochs, _party_seed(cfg, rnd, pid))
-        metrics = MetricRecord({"train_loss": float(loss), "num-examples": int(sizes[pid])})
+        new = local(from_record(msg.content["arrays"]), pid, rnd)
+        metrics = MetricRecord({"num-examples": int(sizes[pid])})
         return Message(content=RecordDict({"arrays": to_record(new), "metrics": metrics}), reply_to=msg)
 
     out: dict[str, Any] = {}
@@ -298,7 +353,7 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        n = len(client_X)
+        n = len(sizes)
         strategy = FedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
                           min_train_nodes=_parties_per_round(cfg, n), min_available_nodes=n)
 
@@ -310,14 +365,14 @@ def _run_flower(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbo
                                 train_config=ConfigRecord({}), evaluate_fn=central_eval)
         out["arrays"] = from_record(result.arrays)
 
-    _simulate(server_app, client_app, len(client_X), cfg, verbose)
+    _simulate(server_app, client_app, len(sizes), cfg, verbose)
     if "arrays" not in out:
         raise LongrecError("the Flower simulation ended without a result (see the log above); "
                            "try engine = \"local\" to check the training itself.")
     return out["arrays"]
 
 
-def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round, verbose) -> dict[str, np.ndarray]:
+def _run_flower_secagg(cfg, initial, local, sizes, evaluate_round, verbose) -> dict[str, np.ndarray]:
     """FedAvg with Flower's SecAgg+ (Bell et al., CCS 2020): each party masks its update with
     pairwise masks secret-shared among `secagg_num_shares` peers, so the server learns only
     the weighted sum. The local training, seeds and weights are those of `_run_flower`, so the
@@ -325,8 +380,7 @@ def _run_flower_secagg(cfg, initial, client_X, sizes, text, tcfg, evaluate_round
     keys = list(initial)
 
     def party_fit(pid: int, rnd: int, params: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
-        new, _ = _local_train(dict(zip(keys, params)), client_X[pid], text, tcfg, cfg.local_epochs,
-                              _party_seed(cfg, rnd, pid))
+        new = local(dict(zip(keys, params)), pid, rnd)
         return [new[k] for k in keys], int(sizes[pid])
 
     final = _secagg_rounds([initial[k] for k in keys], party_fit, cfg, cfg.rounds, cfg.fraction_train,
