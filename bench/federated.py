@@ -8,7 +8,10 @@ the same model and optimiser trained on all users (one epoch per "round", so the
 passes over the data matches). Reports test NDCG@10 of the final global model, the ratio to
 centralised, the round with the best validation NDCG@10 (rounds to converge) and wall time.
 With --secagg every party setting runs twice, plain and with SecAgg+ secure aggregation,
-to measure its overhead. Writes bench/results/<out>.{json,md}.
+to measure its overhead. With --dp-epsilon E every party runs DP-SGD on its own users (the
+private config of bench/privacy.py, user-level, noise calibrated per party for all rounds)
+and the centralised reference is the same private model trained on all users at the same E.
+Writes bench/results/<out>.{json,md}.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01}
+# the private config of bench/privacy.py (chosen on ml-100k P1 valid at epsilon 8, centralised)
+DP_MODEL = {"encoder": "default", "dim": 16, "batch_size": 256, "lr": 0.03, "max_grad_norm": 0.2, "init": "pca"}
 
 
 def main() -> None:
@@ -34,8 +39,10 @@ def main() -> None:
     ap.add_argument("--settings", default="4,21,100", help="which of 4 / 21 / 100 parties to run")
     ap.add_argument("--secagg", action="store_true",
                     help="after each plain Flower run, the same run with SecAgg+ secure aggregation (overhead)")
+    ap.add_argument("--dp-epsilon", type=float, default=None, help="user-level DP-SGD on every party at this epsilon")
     ap.add_argument("--out", default="federated")
     a = ap.parse_args()
+    model = MODEL if a.dp_epsilon is None else {**DP_MODEL, "dp_epsilon": a.dp_epsilon}
 
     from longrec.data.registry import load_split
     from longrec.metrics.ranking import evaluate
@@ -45,7 +52,7 @@ def main() -> None:
     split = load_split("ml-100k", "p1", download=False)
     tr, va, te = split["train"], split["valid"], split["test"]
     t0 = time.perf_counter()
-    central = DPTwoTower({**MODEL, "epochs": a.rounds}).fit(tr, va)
+    central = DPTwoTower({**model, "epochs": a.rounds}).fit(tr, va)
     recs = central.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     c_ndcg = float(evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"])
     rows = [{"setting": "centralised", "parties": 1, "test_ndcg@10": round(c_ndcg, 5), "ratio": 1.0,
@@ -63,13 +70,13 @@ def main() -> None:
         for secure in ([False, True] if a.secagg else [False]):
             cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,
-                                  model={**MODEL, "batch_size": a.client_batch}, **kw)
+                                  model={**model, "batch_size": a.client_batch}, **kw)
             rep = run_federated(cfg, split=split)
             rows.append({"setting": name + (", SecAgg+" if secure else ""), "parties": rep["n_parties"],
                          "test_ndcg@10": rep["test_ndcg@10"], "ratio": round(rep["test_ndcg@10"] / c_ndcg, 4),
                          "rounds": a.rounds, "best_round": rep["best_round"], "wall_seconds": rep["wall_seconds"],
                          "valid_curve": rep["valid_curve"], "engine": rep["engine"], "secure_aggregation": secure,
-                         "max_abs_parameter": rep["max_abs_parameter"]})
+                         "max_abs_parameter": rep["max_abs_parameter"], "privacy": rep["privacy"]})
             if secure:
                 rows[-1]["overhead_vs_plain"] = round(rep["wall_seconds"] / rows[-2]["wall_seconds"], 2)
             print({k: v for k, v in rows[-1].items() if k != "valid_curve"}, flush=True)
@@ -77,11 +84,16 @@ def main() -> None:
     (RESULTS / f"{a.out}.json").write_text(json.dumps(rows, indent=2))
     lines = ["# Federated two-tower on MovieLens-100K P1", "",
              f"Produced by `python bench/federated.py --rounds {a.rounds} --engine {a.engine} --local-epochs "
-             f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}`. "
+             f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}"
+             f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}`. "
              f"FedAvg (weighted by "
              f"users) over the shared dense parameters; {a.local_epochs} local epoch(s) per round, party batch "
-             f"{a.client_batch}; centralised = same model (batch {MODEL['batch_size']}), "
+             f"{a.client_batch}; centralised = same model (batch {model['batch_size']}), "
              f"{a.rounds} epochs. Best round = best validation NDCG@10 (checked every {a.eval_every} rounds).", "",
+             *([] if a.dp_epsilon is None else [
+                 f"User-level DP at epsilon {a.dp_epsilon:g} (delta 1/#users) everywhere: centralised = DP-SGD "
+                 f"on all users; federated = DP-SGD on each party's users, noise calibrated per party for "
+                 f"{a.rounds} rounds (config {json.dumps(DP_MODEL)}).", ""]),
              "SecAgg+ rows: Flower's secaggplus_mod + SecAggPlusWorkflow (3 shares, threshold 2, parameters "
              "clipped to ±8 and quantised to 2^22 levels); overhead = wall time over the plain run just before.", "",
              "| setting | parties | test NDCG@10 | vs centralised | rounds | best round | wall s | overhead |",

@@ -58,7 +58,7 @@ LINEAR = {
 # lm-seq-dp (DP-SGD on the sequential transformer, ml-100k P2): the private config chosen by
 # `--tune` on P2 valid at epsilon 8 (bench/results/privacy_seq_tuning.jsonl); inf is plain lm-seq
 SEQ = {"inf": {"encoder": "default", "num_threads": 1},
-       8.0: {"encoder": "default", "num_threads": 1}}
+       8.0: {"encoder": "default", "num_threads": 1, "dp_lr": 0.01}}
 
 
 def protocol_of(model: str) -> str:
@@ -172,7 +172,8 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "
            "valid_ndcg@10": m.fit_info_.get("valid_ndcg@10"), "privacy": m.meta_["privacy"],
            "fit_seconds": round(fit_s, 1), "rss_before_fit_mb": round(rss0, 1), "peak_rss_mb": round(peak, 1),
            "trained_params": int(n_params),
-           "per_sample_grad_mb": round(n_params * cfg["batch_size"] * 4 / 2**20, 2)
+           "per_sample_grad_mb": round(n_params * cfg.get("dp_batch_size", 256) * 4 / 2**20, 2)
+           if eps is not None and model == "lm-seq-dp" else round(n_params * cfg["batch_size"] * 4 / 2**20, 2)
            if eps is not None and "batch_size" in cfg else 0.0,
            "gender_auc": round(attr["auc"], 4), "membership_auc": round(mia["auc"], 4),
            "membership_shadow_auc": round(mia["shadow_auc"], 4),
@@ -203,7 +204,8 @@ def plot(rows: list[dict], path: Path, dataset: str = "ml-100k", model: str = "l
     if base:
         ax[0].axhline(base["test_ndcg@10"], ls="--", c="k", label="non-private")
         ax[0].axhline(0.9 * base["test_ndcg@10"], ls=":", c="g", label="-10%")
-    ax[0].set(xscale="log", xlabel="epsilon (delta = 1/#users)", ylabel="test NDCG@10", title=f"{dataset} P1")
+    ax[0].set(xscale="log", xlabel="epsilon (delta = 1/#users)", ylabel="test NDCG@10",
+              title=f"{dataset} {protocol_of(model).upper()}")
     ax[0].legend(fontsize=7)
     ax[1].plot(xs, [r["membership_auc"] for r in priv], "o-", label="membership (DP)")
     ax[1].plot(xs, [r["gender_auc"] for r in priv], "s-", label="gender (DP)")
@@ -223,10 +225,12 @@ def plot(rows: list[dict], path: Path, dataset: str = "ml-100k", model: str = "l
 
 def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> str:
     base = next((r for r in rows if r["epsilon"] == "inf"), None)
-    how = ("User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, delta = 1/#users)"
-           if model == "lm-twotower-dp" else "User-level sufficient-statistics perturbation (one Gaussian release, "
-           "analytic Gaussian mechanism, delta = 1/#users)")
-    lines = [f"# Differential privacy on {dataset} P1 ({model})", "",
+    how = {"lm-twotower-dp": "User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, delta = 1/#users)",
+           "lm-seq-dp": "User-level DP-SGD (one window per user, per-user gradients by torch.func, Poisson "
+                        "sampling, Opacus RDP accountant, delta = 1/#users); epsilon = inf is plain lm-seq",
+           "lm-linear-dp": "User-level sufficient-statistics perturbation (one Gaussian release, "
+                           "analytic Gaussian mechanism, delta = 1/#users)"}[model]
+    lines = [f"# Differential privacy on {dataset} {protocol_of(model).upper()} ({model})", "",
              f"Produced by `python bench/privacy.py --dataset {dataset} --model {model}`. {how}. "
              "Test NDCG@10; attacks: membership inference (Zhang et al. 2021, shadow model, "
              "AUC) and gender inference from user vectors (5-fold logistic regression, AUC).", "",
@@ -245,7 +249,7 @@ def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-
                   f"Trained parameters: {base['trained_params']:,} (no user table).",
                   f"Non-private config: `{json.dumps(base['config'])}`; private: `{json.dumps(next((r['config'] for r in rows if r is not base), {}))}` "
                   + ("(both chosen on valid NDCG@10; every epsilon uses the same private config, only the noise changes)."
-                     if model == "lm-twotower-dp" else "(chosen on valid NDCG@10; each epsilon has its own config, "
+                     if model != "lm-linear-dp" else "(chosen on valid NDCG@10; each epsilon has its own config, "
                      "see the JSON).")]
     return "\n".join(lines) + "\n"
 

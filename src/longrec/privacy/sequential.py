@@ -40,7 +40,8 @@ class DPLMSeqConfig(LMSeqConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="per-user gradient clipping norm C")
     dp_batch_size: int = Field(256, ge=1, description="expected users per DP-SGD step (q = this / #users)")
     dp_epochs: int = Field(30, ge=1, description="DP-SGD epochs (fixed: no early stopping under DP)")
-    dp_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the noisy updates")
+    # dp_* defaults: the epsilon = 8 choice on ml-100k P2 valid (bench/results/privacy_seq_tuning.jsonl)
+    dp_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the noisy updates")
     accountant: Literal["rdp", "prv"] = "rdp"
 
 
