@@ -25,7 +25,30 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01}
 # the private config of bench/privacy.py (chosen on ml-100k P1 valid at epsilon 8, centralised)
-DP_MODEL = {"encoder": "default", "dim": 16, "batch_size": 256, "lr": 0.03, "max_grad_norm": 0.2, "init": "pca"}
+DP_MODEL = {"encoder": "default", "dim": 16, "batch_size": 256, "lr": 0.03, "max_grad_norm": 0.2, "init": "pca",
+            "epochs": 30}  # epochs: the centralised reference only (the parties train --rounds rounds)
+
+
+SETTINGS = {"4": ("4 random clients", {"partition": "random", "n_clients": 4}),
+            "21": ("21 occupation silos", {"partition": "occupation"}),
+            "100": ("100 random clients", {"partition": "random", "n_clients": 100})}
+
+
+def tune(configs: list[dict], model: dict, settings: str) -> None:
+    from longrec.data.registry import load_split
+    from longrec.privacy.federated import FederatedConfig, run_federated
+
+    split = load_split("ml-100k", "p1", download=False)
+    for key in settings.split(","):
+        for c in configs:
+            m = {**model, **c.get("model", {})}
+            cfg = FederatedConfig(engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m, **SETTINGS[key][1])
+            rep = run_federated(cfg, split=split)
+            row = {"setting": SETTINGS[key][0], "rounds": cfg.rounds, "model": m,
+                   "valid_curve": [v[1] for v in rep["valid_curve"]], "best_valid": max(v[1] for v in rep["valid_curve"])}
+            with open(RESULTS / "federated_dp_tuning.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
 
 
 def main() -> None:
@@ -40,9 +63,16 @@ def main() -> None:
     ap.add_argument("--secagg", action="store_true",
                     help="after each plain Flower run, the same run with SecAgg+ secure aggregation (overhead)")
     ap.add_argument("--dp-epsilon", type=float, default=None, help="user-level DP-SGD on every party at this epsilon")
+    ap.add_argument("--party-lr", type=float, default=None, help="learning rate on the parties (default: the model's)")
+    ap.add_argument("--tune", default=None, help='valid-only runs: a JSON list of {"rounds": R, "model": {...}} '
+                    "overrides, each trained on the --settings with engine local and the --dp-epsilon model; "
+                    "appends the valid curves to bench/results/federated_dp_tuning.jsonl")
     ap.add_argument("--out", default="federated")
     a = ap.parse_args()
     model = MODEL if a.dp_epsilon is None else {**DP_MODEL, "dp_epsilon": a.dp_epsilon}
+    if a.tune:
+        tune(json.loads(a.tune), model, a.settings)
+        return
 
     from longrec.data.registry import load_split
     from longrec.metrics.ranking import evaluate
@@ -52,15 +82,13 @@ def main() -> None:
     split = load_split("ml-100k", "p1", download=False)
     tr, va, te = split["train"], split["valid"], split["test"]
     t0 = time.perf_counter()
-    central = DPTwoTower({**model, "epochs": a.rounds}).fit(tr, va)
+    central = DPTwoTower({"epochs": a.rounds, **model}).fit(tr, va)
     recs = central.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     c_ndcg = float(evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"])
     rows = [{"setting": "centralised", "parties": 1, "test_ndcg@10": round(c_ndcg, 5), "ratio": 1.0,
              "rounds": a.rounds, "best_round": None, "wall_seconds": round(time.perf_counter() - t0, 1)}]
     print(rows[-1], flush=True)
-    settings = {"4": ("4 random clients", {"partition": "random", "n_clients": 4}),
-                "21": ("21 occupation silos", {"partition": "occupation"}),
-                "100": ("100 random clients", {"partition": "random", "n_clients": 100})}
+    settings = SETTINGS
     if a.secagg and a.engine != "flower":
         raise SystemExit("--secagg needs --engine flower")
     if a.secagg:  # warm-up (not recorded): the first simulation in a process pays Ray's start-up and imports
@@ -70,7 +98,8 @@ def main() -> None:
         for secure in ([False, True] if a.secagg else [False]):
             cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,
-                                  model={**model, "batch_size": a.client_batch}, **kw)
+                                  model={**model, "batch_size": a.client_batch,
+                                         **({} if a.party_lr is None else {"lr": a.party_lr})}, **kw)
             rep = run_federated(cfg, split=split)
             rows.append({"setting": name + (", SecAgg+" if secure else ""), "parties": rep["n_parties"],
                          "test_ndcg@10": rep["test_ndcg@10"], "ratio": round(rep["test_ndcg@10"] / c_ndcg, 4),
@@ -85,11 +114,12 @@ def main() -> None:
     lines = ["# Federated two-tower on MovieLens-100K P1", "",
              f"Produced by `python bench/federated.py --rounds {a.rounds} --engine {a.engine} --local-epochs "
              f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}"
-             f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}`. "
+             f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}"
+             f"{'' if a.party_lr is None else f' --party-lr {a.party_lr:g}'}`. "
              f"FedAvg (weighted by "
              f"users) over the shared dense parameters; {a.local_epochs} local epoch(s) per round, party batch "
              f"{a.client_batch}; centralised = same model (batch {model['batch_size']}), "
-             f"{a.rounds} epochs. Best round = best validation NDCG@10 (checked every {a.eval_every} rounds).", "",
+             f"{model.get('epochs', a.rounds)} epochs. Best round = best validation NDCG@10 (checked every {a.eval_every} rounds).", "",
              *([] if a.dp_epsilon is None else [
                  f"User-level DP at epsilon {a.dp_epsilon:g} (delta 1/#users) everywhere: centralised = DP-SGD "
                  f"on all users; federated = DP-SGD on each party's users, noise calibrated per party for "
