@@ -146,3 +146,18 @@ def test_loaded_private_model_still_knows_it_is_private(split3, tmp_path):
     m.save(tmp_path / "p")
     back = Recommender.load(tmp_path / "p")
     assert back.privacy_["private"] and back.privacy_ == m.meta_["privacy"]
+
+
+def test_private_model_scores_empty_histories_with_its_trained_net(split3):
+    """A private two-tower serves users without history from its DP-trained net (biases and the
+    noisy popularity release), never from the exact training popularity; a non-private one
+    keeps the popularity fallback."""
+    pytest.importorskip("opacus")
+    m = DPTwoTower({**FAST, "epochs": 2, "dp_epsilon": 8.0}).fit(split3["train"])
+    s = m.score(histories={"newcomer": []}).to_numpy()[0]
+    net = m._score(np.array([-1]), m._build_histories(np.array(["newcomer"], dtype=object),
+                                                       m._history_frame({"newcomer": []}))[1])[0]
+    np.testing.assert_allclose(s, net, rtol=1e-5)
+    assert not np.allclose(s, m.popularity_)
+    plain = DPTwoTower({**FAST, "epochs": 2}).fit(split3["train"])
+    np.testing.assert_allclose(plain.score(histories={"newcomer": []}).to_numpy()[0], plain.popularity_)

@@ -82,6 +82,9 @@ class Recommender:
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: whether the model orders histories (sequential models) or treats them as sets
     uses_history: ClassVar[bool] = True
+    #: a private model that can score an empty history from its released parameters serves users
+    #: without history that way, instead of the exact (non-private) training popularity
+    _private_cold_scores: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -253,7 +256,7 @@ class Recommender:
             raise LongrecError(f"{int(cold.sum())} user(s) are unknown to the model and have no history; "
                                "pass their history, or use on_unknown_user='popular'.")
         s = np.asarray(self._score(uidx, hist), dtype=np.float32)
-        if cold.any():
+        if cold.any() and not (self._private_cold_scores and getattr(self, "privacy_", {}).get("private")):
             s = s if s.flags.writeable else s.copy()
             s[cold] = self.popularity_
         return s

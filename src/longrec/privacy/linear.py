@@ -130,6 +130,7 @@ class DPLinear(Recommender):
 
     name = "lm-linear-dp"
     Config = DPLinearConfig
+    _private_cold_scores = True  # an empty history has profile [0; β]: the released popularity row
 
     def _profiles(self, X: sp.csr_matrix) -> np.ndarray:
         return profiles(X, self.T_, self.config.clip, self.config.bias, self.config.item_weight)
@@ -194,13 +195,6 @@ class DPLinear(Recommender):
         ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
         _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
         return np.asarray(ids, dtype=object), self._profiles(hist.matrix()).astype(np.float32)
-
-    def _scores_with_fallback(self, uidx, hist, on_unknown_user: str = "popular") -> np.ndarray:
-        """A private model serves users with no history from its released popularity row
-        (profile [0; β]) instead of the base class's exact training popularity."""
-        if not getattr(self, "privacy_", {}).get("private") or on_unknown_user == "error":
-            return super()._scores_with_fallback(uidx, hist, on_unknown_user)
-        return self._score(uidx, hist)
 
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         return (self._profiles(hist.matrix()).astype(np.float32) @ self.W_).astype(np.float32)

@@ -368,6 +368,7 @@ class DPTwoTower(Recommender):
 
     name = "lm-twotower-dp"
     Config = DPTwoTowerConfig
+    _private_cold_scores = True  # an empty history is scored by the trained net: biases and the released prior
 
     # ---------------------------------------------------------------- training
     def _item_text(self) -> np.ndarray:
