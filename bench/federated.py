@@ -86,7 +86,8 @@ def main() -> None:
     recs = central.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     c_ndcg = float(evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"])
     rows = [{"setting": "centralised", "parties": 1, "test_ndcg@10": round(c_ndcg, 5), "ratio": 1.0,
-             "rounds": a.rounds, "best_round": None, "wall_seconds": round(time.perf_counter() - t0, 1)}]
+             "rounds": model.get("epochs", a.rounds), "best_round": None,
+             "wall_seconds": round(time.perf_counter() - t0, 1)}]  # centralised: rounds = epochs
     print(rows[-1], flush=True)
     settings = SETTINGS
     if a.secagg and a.engine != "flower":
