@@ -37,6 +37,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "lm-seq": ("lm-seq", {}),
     "lm-seq:id-only": ("lm-seq", {"mode": "id-only"}),
     "lm-seq:text-only": ("lm-seq", {"mode": "text-only"}),
+    # feed-forward width 2 x dim (SASRec: 1): better on P2 valid in the seed-0 search; 3 seeds decide
+    "lm-seq:ff2": ("lm-seq", {"ff_mult": 2}),
+    "lm-seq:id-only:ff2": ("lm-seq", {"mode": "id-only", "ff_mult": 2}),
     "lm-twotower": ("lm-twotower", {}),
     "lm-twotower:no-id": ("lm-twotower", {"use_id": False}),
     "lm-twotower:additive": ("lm-twotower", {"interaction": "additive"}),

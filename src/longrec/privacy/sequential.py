@@ -3,11 +3,11 @@
 Privacy unit: one user's whole history. Each user is one training example, the window of
 the last `max_len` + 1 items of their history (lm-seq itself cuts long histories into
 several windows; here one user must be one example, so the accountant's sampling rate is
-the user's). Each step samples every user independently with probability q = batch_size /
-#users (Poisson sampling), computes each sampled user's gradient (torch.func: vmap over
+the user's). Each step samples every user independently with probability q =
+`dp_batch_size` / #users (Poisson sampling), computes each sampled user's gradient (torch.func: vmap over
 grad), clips it to L2 norm `max_grad_norm`, sums, adds Gaussian noise of standard deviation
 σ · max_grad_norm and divides by the expected batch size q · #users. σ is calibrated by the
-Opacus accountant (RDP or PRV) so that `epochs` / q steps spend `dp_epsilon` at
+Opacus accountant (RDP or PRV) so that `dp_epochs` / q steps spend `dp_epsilon` at
 δ = 1/#users; the spent ε is stored in meta.json under "privacy".
 
 What changes against `lm-seq` under DP, and why:
@@ -35,12 +35,12 @@ from longrec.models.lm_seq import LMSeq, LMSeqConfig, _build_net
 
 
 class DPLMSeqConfig(LMSeqConfig):
+    # dp_* defaults: the epsilon = 8 choice on ml-100k P2 valid (bench/results/privacy_seq_tuning.jsonl)
     dp_epsilon: float | None = Field(None, gt=0, description="target epsilon; None = plain lm-seq training")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
     max_grad_norm: float = Field(1.0, gt=0, description="per-user gradient clipping norm C")
     dp_batch_size: int = Field(256, ge=1, description="expected users per DP-SGD step (q = this / #users)")
     dp_epochs: int = Field(30, ge=1, description="DP-SGD epochs (fixed: no early stopping under DP)")
-    # dp_* defaults: the epsilon = 8 choice on ml-100k P2 valid (bench/results/privacy_seq_tuning.jsonl)
     dp_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the noisy updates")
     accountant: Literal["rdp", "prv"] = "rdp"
 
