@@ -35,7 +35,7 @@ def train(
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon)
     info = m.meta_.get("fit_info") or {}
-    console.print(f"[green]saved[/] {model} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
+    console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
 
 

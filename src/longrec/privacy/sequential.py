@@ -153,7 +153,11 @@ class DPLMSeq(LMSeq):
         opt = torch.optim.Adam([dict(net.named_parameters())[k] for k in trainable], lr=cfg.dp_lr)
         named = dict(net.named_parameters())
         t1 = time.perf_counter()
-        for step in range(steps):
+        it = range(steps)
+        if cfg.progress:
+            from rich.progress import track
+            it = track(it, description="lm-seq-dp DP-SGD steps")
+        for step in it:
             take = torch.from_numpy(np.flatnonzero(rng.random(len(wins)) < q))
             cur = {k: named[k].detach() for k in trainable}
             g = per_sample_grads(cur, wins[take]) if len(take) else {k: torch.zeros((0, *v.shape)) for k, v in cur.items()}
