@@ -42,7 +42,8 @@ def tune(configs: list[dict], model: dict, settings: str) -> None:
     for key in settings.split(","):
         for c in configs:
             m = {**model, **c.get("model", {})}
-            cfg = FederatedConfig(engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m, **SETTINGS[key][1])
+            cfg = FederatedConfig(engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m,
+                                  reproducible_noise=True, **SETTINGS[key][1])
             rep = run_federated(cfg, split=split)
             row = {"setting": SETTINGS[key][0], "rounds": cfg.rounds, "model": m,
                    "valid_curve": [v[1] for v in rep["valid_curve"]], "best_valid": max(v[1] for v in rep["valid_curve"])}
@@ -99,6 +100,7 @@ def main() -> None:
         for secure in ([False, True] if a.secagg else [False]):
             cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,
+                                  reproducible_noise=True,  # published figures: noise seeded from `seed`
                                   model={**model, "batch_size": a.client_batch,
                                          **({} if a.party_lr is None else {"lr": a.party_lr})}, **kw)
             rep = run_federated(cfg, split=split)

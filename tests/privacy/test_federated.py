@@ -62,6 +62,16 @@ def test_local_fedavg_with_user_level_dp(split3, tmp_path):
     assert len(p["noise_multipliers"]) == 4 and all(x > 0 for x in p["noise_multipliers"])
     m = Recommender.load(tmp_path / "dp")
     assert m.privacy_["private"] and m.meta_["privacy"]["noise_multipliers"] == p["noise_multipliers"]
+    # by default every party's sampling and noise are secret (OS entropy): two runs differ; with
+    # reproducible_noise they come from the seed and repeat exactly
+    small = {**cfg.model_dump(), "n_clients": 2, "rounds": 1}
+    runs = [run_federated(FederatedConfig(**{**small, "output": str(tmp_path / f"s{i}")}), split=split3) for i in (0, 1)]
+    a, b = (Recommender.load(tmp_path / f"s{i}").get_arrays() for i in (0, 1))
+    assert any(not np.array_equal(a[k], b[k]) for k in a)
+    runs = [run_federated(FederatedConfig(**{**small, "reproducible_noise": True, "output": str(tmp_path / f"r{i}")}),
+                          split=split3) for i in (0, 1)]
+    a, b = (Recommender.load(tmp_path / f"r{i}").get_arrays() for i in (0, 1))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
     plain = run_federated(FederatedConfig(engine="local", n_clients=4, rounds=2, model=MODEL), split=split3)
     assert plain["privacy"] == {"private": False}
     from longrec.privacy.federated import _party_noise

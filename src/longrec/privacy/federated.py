@@ -55,6 +55,10 @@ class FederatedConfig(BaseModel):
     secagg_threshold: int | float = Field(2, description="SecAgg+: shares needed to reconstruct a secret")
     secagg_clip: float = Field(8.0, gt=0, description="SecAgg+: parameters are clipped to [-clip, clip] "
                                "before quantisation (the report records the largest magnitude seen)")
+    reproducible_noise: bool = Field(False, description="with dp_epsilon in [model]: False (default) = each party "
+                                     "seeds its DP sampling and noise from OS entropy, so nobody (the server included) "
+                                     "can regenerate them; True = from `seed`, for reproducible experiments (the noise "
+                                     "is then only as secret as the seed)")
     client_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved per simulated client")
     eval_every: int = Field(1, ge=1, description="rounds between validation NDCG@10 checks")
     output: str | None = Field(None, description="directory to save the final global model to")
@@ -147,11 +151,14 @@ def _party_noise(cfg, tcfg, sizes: list[int]) -> list[float | None]:
 
     delta = tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes)
     prior = tcfg.prior_noise if tcfg.popularity_prior else None
+    by_batches: dict[int, float] = {}  # parties with as many batches share a calibration (seconds each)
     out = []
     for n in sizes:
-        batches = max(1, -(-n // min(tcfg.batch_size, n)))  # DataLoader's len: ceil(n / batch)
-        out.append(calibrate_noise(tcfg.dp_epsilon, delta, 1.0 / batches, cfg.rounds * cfg.local_epochs * batches,
-                                   prior, tcfg.accountant))
+        b = max(1, -(-n // min(tcfg.batch_size, n)))  # DataLoader's len: ceil(n / batch)
+        if b not in by_batches:
+            by_batches[b] = calibrate_noise(tcfg.dp_epsilon, delta, 1.0 / b, cfg.rounds * cfg.local_epochs * b,
+                                            prior, tcfg.accountant)
+        out.append(by_batches[b])
     return out
 
 
@@ -242,7 +249,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         from longrec.privacy.twotower import popularity_counts, prior_from_counts
         counts = [popularity_counts(Xk) for Xk in client_X]
         if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
-            rng = np.random.default_rng([cfg.seed, 7])
+            rng = np.random.default_rng([cfg.seed, 7] if cfg.reproducible_noise else None)
             counts = [c + rng.normal(0.0, tcfg.prior_noise, c.shape) for c in counts]
         c = secure_sum(counts, sizes, _with_parties(cfg, len(parts)), verbose) if cfg.secure_aggregation \
             else np.sum(counts, axis=0)
@@ -262,11 +269,17 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
 
     initial = model.get_arrays()
     noises = _party_noise(cfg, tcfg, sizes)
+    model.privacy_ = {"private": tcfg.dp_epsilon is not None}  # evaluation serves users as the saved model will
 
     def local(arrays: dict[str, np.ndarray], pid: int, rnd: int) -> dict[str, np.ndarray]:
-        """Party `pid`'s update in round `rnd` (the same seeds on every engine)."""
-        return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, _party_seed(cfg, rnd, pid),
-                            noises[pid])[0]
+        """Party `pid`'s update in round `rnd` (the same seeds on every engine). A private party's
+        sampling and noise come from OS entropy unless reproducible_noise: a seed the server knows
+        would let it regenerate the noise, and the sample (privacy amplification needs it secret)."""
+        import secrets
+
+        secret = noises[pid] is not None and not cfg.reproducible_noise
+        seed = secrets.randbits(62) if secret else _party_seed(cfg, rnd, pid)
+        return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, seed, noises[pid])[0]
 
     if cfg.engine == "local":
         final = _run_local(cfg, initial, local, sizes, evaluate_round)
@@ -289,6 +302,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
             "users are disjoint across parties (parallel composition)", "epsilon_target": tcfg.dp_epsilon,
             "delta": tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes),
             "noise_multipliers": [round(float(x), 5) for x in noises], "max_grad_norm": tcfg.max_grad_norm,
+            "noise_seeds": "from seed (reproducible_noise)" if cfg.reproducible_noise else "OS entropy, per party",
             "popularity_prior": None if not tcfg.popularity_prior else {
                 "mechanism": "Gaussian per party, per-user L2 norm 1", "noise_multiplier": tcfg.prior_noise}},
         "max_abs_parameter": round(float(max(np.abs(v).max() for v in final.values())), 4),

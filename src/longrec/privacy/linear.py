@@ -189,7 +189,8 @@ class DPLinear(Recommender):
         return self
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
-        """(caller user IDs, (n, dim + 1) profiles φ) — what an attribute-inference attacker sees."""
+        """(caller user IDs, profiles φ: (n, dim + 1), or (n, dim + n_items + 1) with item_weight) —
+        what an attribute-inference attacker sees."""
         self._require_fitted()
         extra = self._history_frame(histories)
         ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)

@@ -175,7 +175,7 @@ class DPLMSeq(LMSeq):
             "accountant": cfg.accountant, "epsilon_target": cfg.dp_epsilon,
             "epsilon_spent": round(float(acc.get_epsilon(delta)), 4), "delta": delta,
             "noise_multiplier": round(sigma, 5), "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(q, 6),
-            "steps": steps, "n_users": n_users, "users_with_a_window": int(len(wins))}
+            "steps": steps, "n_users": n_users}
         self._finish()
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
