@@ -100,8 +100,12 @@ def test_candidates_restrict(fitted):
 
 def test_unknown_user_popularity_fallback_or_error(fitted):
     recs = fitted.recommend(users=["nobody-knows-me"], k=5)
-    expected = fitted.vocab_.items.ids[np.argsort(-fitted.popularity_, kind="stable")[:5]]
-    assert list(recs["item_id"]) == list(expected)
+    if fitted._private_cold_scores and getattr(fitted, "privacy_", {}).get("private"):
+        # a private model serves them from its released weights, never the exact training popularity
+        assert len(recs) == 5 and recs["item_id"].is_unique
+    else:
+        expected = fitted.vocab_.items.ids[np.argsort(-fitted.popularity_, kind="stable")[:5]]
+        assert list(recs["item_id"]) == list(expected)
     with pytest.raises(LongrecError):
         fitted.recommend(users=["nobody-knows-me"], k=5, on_unknown_user="error")
 

@@ -68,3 +68,12 @@ def test_user_embeddings_are_the_last_hidden_state(split3):
     assert U.shape == (len(ids), 16) and np.abs(U).sum(1).min() > 0
     _, one = m.user_embeddings(histories={"new": [m.vocab_.items.ids[0]]})
     assert one.shape == (1, 16)
+
+
+def test_private_model_serves_empty_histories_from_its_weights(split3):
+    m = DPLMSeq({**FAST, "dp_epsilon": 8.0}).fit(split3["train"])
+    s = m.score(histories={"newcomer": []}).to_numpy()[0]
+    assert np.isfinite(s).all() and s.std() > 0
+    assert not np.allclose(s, m.popularity_)
+    with pytest.raises(Exception, match="unknown to the model"):
+        m.recommend(histories={"newcomer": []}, on_unknown_user="error")

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from longrec.errors import ConfigError
+from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig, _build_net
 
 
@@ -67,6 +68,21 @@ class DPLMSeq(LMSeq):
 
     name = "lm-seq-dp"
     Config = DPLMSeqConfig
+    _private_cold_scores = True  # see _score: an empty history is read as the padding token alone
+
+    def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
+        """A private model scores an empty history from its DP-trained weights alone: the net's
+        next-item scores after the padding token (position 0, a zero item vector), i.e. what it
+        learned users pick first, instead of the exact (non-private) training popularity."""
+        import torch
+
+        out = super()._score(users, hist)
+        empty = np.flatnonzero(hist.lengths() == 0)
+        if len(empty) and getattr(self, "privacy_", {}).get("private"):
+            with torch.no_grad():
+                h = self.net_(torch.zeros((1, 1), dtype=torch.long), self._table)[0, 0]
+                out[empty] = (h @ self._table[1:].T).numpy()
+        return out
 
     def fit(self, train, valid=None):
         super().fit(train, valid)
