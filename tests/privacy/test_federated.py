@@ -77,7 +77,7 @@ def test_local_fedavg_with_user_level_dp(split3, tmp_path):
     from longrec.privacy.federated import _party_noise
     from longrec.privacy.twotower import DPTwoTowerConfig
     # more rounds -> more steps to pay for -> more noise per step
-    more = _party_noise(FederatedConfig(rounds=20), DPTwoTowerConfig(**MODEL, dp_epsilon=8.0), [20, 20])
+    more = _party_noise(FederatedConfig(rounds=20), DPTwoTowerConfig(**MODEL, dp_epsilon=8.0), [20, 20], p["delta"])
     assert more[0] > p["noise_multipliers"][0]
 
 
@@ -130,12 +130,12 @@ def test_secure_sum_gives_the_plain_sum():
     parties' vectors (within quantisation), each bounded by its party's size."""
     pytest.importorskip("flwr")
     pytest.importorskip("ray")
-    from longrec.privacy.federated import _with_parties, secure_sum
+    from longrec.privacy.federated import secure_sum
 
     rng = np.random.default_rng(0)
     sizes = [5, 9, 3]
     vecs = [rng.random(30) * n for n in sizes]  # entries in [0, size]
-    got = secure_sum(vecs, sizes, _with_parties(FederatedConfig(client_cpus=1.0), 3))
+    got = secure_sum(vecs, sizes, FederatedConfig(client_cpus=1.0))
     np.testing.assert_allclose(got, np.sum(vecs, axis=0), atol=1e-3)
     assert np.abs(got - np.sum(vecs, axis=0)).max() > 0  # it went through the quantised protocol
 

@@ -126,6 +126,8 @@ class Recommender:
             "fit_info": self.fit_info_,
             **{k: v for k, v in train.meta.items() if k in ("protocol", "split_seed", "dataset")},
         }
+        if hasattr(self, "privacy_"):  # a model with a privacy guarantee records it beside the fit
+            self.meta_["privacy"] = self.privacy_
         return self
 
     def _fit(self, X: sp.csr_matrix, train: Dataset, valid: Dataset | None) -> None:
@@ -160,6 +162,11 @@ class Recommender:
         np.cumsum(np.bincount(u, minlength=len(self.vocab_.users)), out=indptr[1:])
         data = np.ones(len(i), dtype=np.float32)
         return sp.csr_matrix((data, i.astype(np.int32), indptr), shape=(len(self.vocab_.users), n_items))
+
+    @property
+    def _is_private(self) -> bool:
+        """Whether this fitted model's learned parameters carry a differential-privacy guarantee."""
+        return bool(getattr(self, "privacy_", {}).get("private"))
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
@@ -227,6 +234,14 @@ class Recommender:
         np.cumsum(np.bincount(r, minlength=len(user_ids)), out=indptr[1:])
         return uidx, HistoryBatch(indptr, it.astype(np.int64), n_items)
 
+    def _users_and_histories(self, users=None, histories=None) -> tuple[np.ndarray, HistoryBatch]:
+        """(caller user IDs, their histories): every vocabulary user when neither is given."""
+        self._require_fitted()
+        extra = self._history_frame(histories)
+        ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
+        ids = np.asarray(ids, dtype=object)
+        return ids, self._build_histories(ids, extra)[1]
+
     def _user_list(self, users, extra: pd.DataFrame) -> np.ndarray:
         if users is None:
             ids = list(pd.unique(extra["user_id"])) + list(extra.attrs.get("empty_users", []))
@@ -256,7 +271,7 @@ class Recommender:
             raise LongrecError(f"{int(cold.sum())} user(s) are unknown to the model and have no history; "
                                "pass their history, or use on_unknown_user='popular'.")
         s = np.asarray(self._score(uidx, hist), dtype=np.float32)
-        if cold.any() and not (self._private_cold_scores and getattr(self, "privacy_", {}).get("private")):
+        if cold.any() and not (self._private_cold_scores and self._is_private):
             s = s if s.flags.writeable else s.copy()
             s[cold] = self.popularity_
         return s
@@ -373,6 +388,8 @@ class Recommender:
         model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
         model.meta_ = meta
         model.fit_info_ = meta.get("fit_info", {})
+        if "privacy" in meta:
+            model.privacy_ = meta["privacy"]
         try:
             indptr, indices = tensors.pop("_seen_indptr"), tensors.pop("_seen_indices")
             model.seen_ = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))

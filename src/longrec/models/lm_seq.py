@@ -262,7 +262,8 @@ class LMSeq(Recommender):
 
     @staticmethod
     def _last_windows(hist: HistoryBatch, L: int) -> tuple[np.ndarray, np.ndarray]:
-        """The last L items of each history, right-padded (item index + 1), and their lengths."""
+        """The last L items of each history (a HistoryBatch or a CSR matrix), right-padded (item
+        index + 1), and their lengths."""
         ptr = hist.indptr
         lens = np.minimum(np.diff(ptr), L)
         start = ptr[1:] - lens

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,23 +124,20 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
     loader = user_loader(X.shape[0], cfg.batch_size, seed)
     module = net
-    if noise is not None:
-        import warnings
+    with warnings.catch_warnings():
+        if noise is not None:
+            from opacus import PrivacyEngine
 
-        from opacus import PrivacyEngine
-        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
             module, opt, loader = PrivacyEngine(accountant="rdp").make_private(
                 module=net, optimizer=opt, data_loader=loader, noise_multiplier=noise,
                 max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
-            losses = train_epochs(module, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
-    else:
-        losses = train_epochs(net, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
+        losses = train_epochs(module, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
     state = {k.removeprefix("_module."): v for k, v in module.state_dict().items()}
     return {k: v.detach().numpy().copy() for k, v in state.items() if k != "text"}, losses[-1]
 
 
-def _party_noise(cfg, tcfg, sizes: list[int]) -> list[float | None]:
+def _party_noise(cfg, tcfg, sizes: list[int], delta: float) -> list[float | None]:
     """Each party's DP-SGD noise multiplier: a user lives on one party, so their privacy loss
     is the composition of that party's steps only (parallel composition across parties),
     counted as if the party trained in every round: rounds x local_epochs x its number of
@@ -149,7 +147,6 @@ def _party_noise(cfg, tcfg, sizes: list[int]) -> list[float | None]:
         return [None] * len(sizes)
     from longrec.privacy.twotower import calibrate_noise
 
-    delta = tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes)
     prior = tcfg.prior_noise if tcfg.popularity_prior else None
     by_batches: dict[int, float] = {}  # parties with as many batches share a calibration (seconds each)
     out = []
@@ -162,8 +159,8 @@ def _party_noise(cfg, tcfg, sizes: list[int]) -> list[float | None]:
     return out
 
 
-def _parties_per_round(cfg, n: int) -> int:
-    return max(1, int(round(cfg.fraction_train * n)))
+def _parties_per_round(fraction: float, n: int) -> int:
+    return max(1, int(round(fraction * n)))
 
 
 def _party_seed(cfg, rnd: int, party: int) -> int:
@@ -191,13 +188,6 @@ def _simulate(server_app, client_app, n_parties: int, cfg, verbose: bool) -> Non
                    backend_config=backend, verbose_logging=False)
 
 
-def _with_parties(cfg, n: int):
-    """cfg with the number of parties attached (the SecAgg+ helpers need it)."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**dict(cfg), _n_parties=n)
-
-
 def _fedavg(results: list[tuple[dict, int]]) -> dict[str, np.ndarray]:
     total = sum(n for _, n in results)
     return {k: sum(a[k] * (n / total) for a, n in results).astype(np.float32) for k in results[0][0]}
@@ -219,10 +209,8 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     train, valid, test = split["train"], split["valid"], split["test"]
     mcfg = {**cfg.model, "seed": cfg.seed}
     if mcfg.get("dp_epsilon") is not None:
-        try:
-            import opacus  # noqa: F401
-        except ImportError:
-            raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
+        from longrec.privacy.twotower import require_opacus
+        require_opacus()
     model = DPTwoTower(mcfg)
     model.config.epochs = 1
     model._external_training = True  # fit() sets up vocabulary + text, the rounds below train
@@ -235,7 +223,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     text, tcfg = model.text_, model.config
     if cfg.secure_aggregation and cfg.engine != "flower":
         raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
-    per_round = _parties_per_round(cfg, len(parts))
+    per_round = _parties_per_round(cfg.fraction_train, len(parts))
     if cfg.secure_aggregation and per_round < 2:
         raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
                           f"of {len(parts)}. Raise fraction_train or the number of parties, or turn "
@@ -251,8 +239,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
             rng = np.random.default_rng([cfg.seed, 7] if cfg.reproducible_noise else None)
             counts = [c + rng.normal(0.0, tcfg.prior_noise, c.shape) for c in counts]
-        c = secure_sum(counts, sizes, _with_parties(cfg, len(parts)), verbose) if cfg.secure_aggregation \
-            else np.sum(counts, axis=0)
+        c = secure_sum(counts, sizes, cfg, verbose) if cfg.secure_aggregation else np.sum(counts, axis=0)
         model.net_.prior.copy_(torch.from_numpy(prior_from_counts(c)))
     curve: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
@@ -268,7 +255,8 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         return v
 
     initial = model.get_arrays()
-    noises = _party_noise(cfg, tcfg, sizes)
+    delta = tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes)
+    noises = _party_noise(cfg, tcfg, sizes, delta)
     model.privacy_ = {"private": tcfg.dp_epsilon is not None}  # evaluation serves users as the saved model will
 
     def local(arrays: dict[str, np.ndarray], pid: int, rnd: int) -> dict[str, np.ndarray]:
@@ -284,7 +272,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     if cfg.engine == "local":
         final = _run_local(cfg, initial, local, sizes, evaluate_round)
     elif cfg.secure_aggregation:
-        final = _run_flower_secagg(_with_parties(cfg, len(parts)), initial, local, sizes, evaluate_round, verbose)
+        final = _run_flower_secagg(cfg, initial, local, sizes, evaluate_round, verbose)
     else:
         final = _run_flower(cfg, initial, local, sizes, evaluate_round, verbose)
     wall = time.perf_counter() - t0
@@ -300,7 +288,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         "privacy": {"private": False} if tcfg.dp_epsilon is None else {
             "private": True, "level": "user", "mechanism": "DP-SGD on each party (Opacus, Poisson sampling); "
             "users are disjoint across parties (parallel composition)", "epsilon_target": tcfg.dp_epsilon,
-            "delta": tcfg.dp_delta if tcfg.dp_delta is not None else 1.0 / sum(sizes),
+            "delta": delta,
             "noise_multipliers": [round(float(x), 5) for x in noises], "max_grad_norm": tcfg.max_grad_norm,
             "noise_seeds": "from seed (reproducible_noise)" if cfg.reproducible_noise else "OS entropy, per party",
             "popularity_prior": None if not tcfg.popularity_prior else {
@@ -325,7 +313,7 @@ def _run_local(cfg, initial, local, sizes, evaluate_round) -> dict[str, np.ndarr
     arrays = initial
     n = len(sizes)
     for rnd in range(1, cfg.rounds + 1):
-        chosen = np.sort(rng.choice(n, size=_parties_per_round(cfg, n), replace=False))
+        chosen = np.sort(rng.choice(n, size=_parties_per_round(cfg.fraction_train, n), replace=False))
         results = []
         for c in chosen:
             results.append((local(arrays, int(c), rnd), sizes[c]))
@@ -369,7 +357,7 @@ def _run_flower(cfg, initial, local, sizes, evaluate_round, verbose) -> dict[str
     def main(grid: Grid, context: Context) -> None:
         n = len(sizes)
         strategy = FedAvg(fraction_train=cfg.fraction_train, fraction_evaluate=0.0,
-                          min_train_nodes=_parties_per_round(cfg, n), min_available_nodes=n)
+                          min_train_nodes=_parties_per_round(cfg.fraction_train, n), min_available_nodes=n)
 
         def central_eval(rnd: int, rec) -> MetricRecord | None:
             v = evaluate_round(rnd, from_record(rec))
@@ -397,7 +385,7 @@ def _run_flower_secagg(cfg, initial, local, sizes, evaluate_round, verbose) -> d
         new = local(dict(zip(keys, params)), pid, rnd)
         return [new[k] for k in keys], int(sizes[pid])
 
-    final = _secagg_rounds([initial[k] for k in keys], party_fit, cfg, cfg.rounds, cfg.fraction_train,
+    final = _secagg_rounds([initial[k] for k in keys], party_fit, cfg, len(sizes), cfg.rounds, cfg.fraction_train,
                            float(max(sizes)), lambda rnd, arrs: evaluate_round(rnd, dict(zip(keys, arrs))), verbose)
     return dict(zip(keys, final))
 
@@ -409,14 +397,14 @@ def secure_sum(vectors: list[np.ndarray], bounds: list[int], cfg, verbose: bool 
     def party_fit(pid: int, rnd: int, params: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
         return [np.asarray(vectors[pid] / max(bounds[pid], 1), dtype=np.float32)], int(max(bounds[pid], 1))
 
-    one = _secagg_rounds([np.zeros_like(vectors[0], dtype=np.float32)], party_fit, cfg, 1, 1.0,
+    one = _secagg_rounds([np.zeros_like(vectors[0], dtype=np.float32)], party_fit, cfg, len(vectors), 1, 1.0,
                          float(max(max(bounds), 1)), None, verbose)
     return one[0].astype(np.float64) * sum(max(b, 1) for b in bounds)
 
 
-def _secagg_rounds(initial: list[np.ndarray], party_fit, cfg, rounds: int, fraction: float, max_weight: float,
-                   evaluate, verbose: bool) -> list[np.ndarray]:
-    """`rounds` rounds of weighted averaging under SecAgg+, Flower's implementation for its
+def _secagg_rounds(initial: list[np.ndarray], party_fit, cfg, n: int, rounds: int, fraction: float,
+                   max_weight: float, evaluate, verbose: bool) -> list[np.ndarray]:
+    """`rounds` rounds of weighted averaging over `n` parties under SecAgg+, Flower's implementation for its
     strategy/NumPyClient API (a fit workflow plus a client mod). party_fit(pid, round,
     params) -> (arrays, weight) is a party's update; evaluate(round, arrays) sees each
     aggregate. Returns the last aggregate."""
@@ -431,7 +419,6 @@ def _secagg_rounds(initial: list[np.ndarray], party_fit, cfg, rounds: int, fract
         import flwr.simulation  # noqa: F401  (the simulation extra)
     except ImportError as e:
         raise LongrecError(f"secure_aggregation needs Flower: pip install 'flwr[simulation]' ({e}).") from None
-    n = cfg._n_parties
 
     class Party(NumPyClient):
         def __init__(self, pid: int) -> None:
@@ -455,8 +442,7 @@ def _secagg_rounds(initial: list[np.ndarray], party_fit, cfg, rounds: int, fract
 
     @server_app.main()
     def main(grid, context) -> None:
-        k = max(1, int(round(fraction * n)))
-        strategy = FedAvg(fraction_fit=fraction, fraction_evaluate=0.0, min_fit_clients=k,
+        strategy = FedAvg(fraction_fit=fraction, fraction_evaluate=0.0, min_fit_clients=_parties_per_round(fraction, n),
                           min_available_clients=n, initial_parameters=ndarrays_to_parameters(initial),
                           evaluate_fn=central_eval, on_fit_config_fn=lambda rnd: {"server-round": rnd})
         ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)

@@ -183,19 +183,11 @@ class DPLinear(Recommender):
             from longrec.models.validation import valid_ndcg
             self.fit_info_["valid_ndcg@10"] = round(valid_ndcg(self, valid), 6)
 
-    def fit(self, train, valid=None):
-        super().fit(train, valid)
-        self.meta_["privacy"] = self.privacy_
-        return self
-
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
         """(caller user IDs, profiles φ: (n, dim + 1), or (n, dim + n_items + 1) with item_weight) —
         what an attribute-inference attacker sees."""
-        self._require_fitted()
-        extra = self._history_frame(histories)
-        ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
-        _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
-        return np.asarray(ids, dtype=object), self._profiles(hist.matrix()).astype(np.float32)
+        ids, hist = self._users_and_histories(users, histories)
+        return ids, self._profiles(hist.matrix()).astype(np.float32)
 
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         return (self._profiles(hist.matrix()).astype(np.float32) @ self.W_).astype(np.float32)
@@ -206,4 +198,3 @@ class DPLinear(Recommender):
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         self.T_ = np.asarray(t["T"], dtype=np.float32)
         self.W_ = np.asarray(t["W"], dtype=np.float32)
-        self.privacy_ = getattr(self, "meta_", {}).get("privacy", {"private": False})

@@ -30,7 +30,6 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig, _build_net
 
@@ -78,16 +77,11 @@ class DPLMSeq(LMSeq):
 
         out = super()._score(users, hist)
         empty = np.flatnonzero(hist.lengths() == 0)
-        if len(empty) and getattr(self, "privacy_", {}).get("private"):
+        if len(empty) and self._is_private:
             with torch.no_grad():
                 h = self.net_(torch.zeros((1, 1), dtype=torch.long), self._table)[0, 0]
                 out[empty] = (h @ self._table[1:].T).numpy()
         return out
-
-    def fit(self, train, valid=None):
-        super().fit(train, valid)
-        self.meta_["privacy"] = self.privacy_
-        return self
 
     def _fit(self, X, train, valid) -> None:
         if self.config.dp_epsilon is None:
@@ -99,27 +93,15 @@ class DPLMSeq(LMSeq):
             from longrec.models.validation import valid_ndcg
             self.fit_info_["valid_ndcg@10"] = round(valid_ndcg(self, valid), 6)
 
-    def _user_windows(self) -> np.ndarray:
-        """(n_users, max_len + 1): each user's last max_len + 1 items (index + 1), right-padded."""
-        L = self.config.max_len + 1
-        ptr, idx = self.seen_.indptr, self.seen_.indices.astype(np.int64) + 1
-        lens = np.minimum(np.diff(ptr), L)
-        pos = (ptr[1:] - lens)[:, None] + np.arange(L)[None, :]
-        ok = np.arange(L)[None, :] < lens[:, None]
-        return np.where(ok, idx[np.minimum(pos, max(len(idx) - 1, 0))] if len(idx) else 0, 0)
-
     def _fit_private(self, X) -> None:
         import torch
         import torch.nn.functional as F
         from torch.func import functional_call, grad, vmap
 
-        from longrec.privacy.twotower import calibrate_noise
+        from longrec.privacy.twotower import calibrate_noise, require_opacus
 
         cfg = self.config
-        try:
-            import opacus  # noqa: F401  (the accountant)
-        except ImportError:
-            raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
+        require_opacus()  # its accountant calibrates the noise
         torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -139,9 +121,8 @@ class DPLMSeq(LMSeq):
         for b in net.blocks:
             b.attn.explicit = True
         self.net_ = net
-        wins = torch.from_numpy(self._user_windows())
+        wins = torch.from_numpy(self._last_windows(self.seen_, cfg.max_len + 1)[0])  # one window per user
         wins = wins[(wins > 0).sum(1) >= 2]  # a user needs a next item to contribute a gradient
-        buffers = dict(net.named_buffers())
 
         class UserLoss(torch.nn.Module):
             """One user's mean next-item cross-entropy over their window (the vmapped unit)."""
@@ -159,15 +140,14 @@ class DPLMSeq(LMSeq):
                 return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
         user_loss = UserLoss()
-        bufs = {f"net.{k}": v for k, v in buffers.items()}
+        bufs = {f"net.{k}": v for k, v in net.named_buffers()}
 
         def per_user_loss(p, w):
             return functional_call(user_loss, ({f"net.{k}": v for k, v in p.items()}, bufs), (w,))
 
         per_sample_grads = vmap(grad(per_user_loss), in_dims=(None, 0))
-        trainable = [k for k, v in net.named_parameters() if v.requires_grad]
-        opt = torch.optim.Adam([dict(net.named_parameters())[k] for k in trainable], lr=cfg.dp_lr)
-        named = dict(net.named_parameters())
+        named = {k: p for k, p in net.named_parameters() if p.requires_grad}
+        opt = torch.optim.Adam(named.values(), lr=cfg.dp_lr)
         t1 = time.perf_counter()
         it = range(steps)
         if cfg.progress:
@@ -175,7 +155,7 @@ class DPLMSeq(LMSeq):
             it = track(it, description="lm-seq-dp DP-SGD steps")
         for step in it:
             take = torch.from_numpy(np.flatnonzero(rng.random(len(wins)) < q))
-            cur = {k: named[k].detach() for k in trainable}
+            cur = {k: p.detach() for k, p in named.items()}
             g = per_sample_grads(cur, wins[take]) if len(take) else {k: torch.zeros((0, *v.shape)) for k, v in cur.items()}
             for k, v in noisy_mean(g, cfg.max_grad_norm, sigma, q * n_users, gen).items():
                 named[k].grad = v
@@ -197,24 +177,17 @@ class DPLMSeq(LMSeq):
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
         """(caller user IDs, (n, dim) hidden state after each user's last item; zeros without
         history) — what an attribute-inference attacker sees."""
-        self._require_fitted()
-        extra = self._history_frame(histories)
-        ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
-        _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
+        ids, hist = self._users_and_histories(users, histories)
         rows, h = self._last_hidden(hist)
         out = np.zeros((len(ids), self.config.dim), dtype=np.float32)
         out[rows] = h.numpy()
-        return np.asarray(ids, dtype=object), out
+        return ids, out
 
     def _finish(self) -> None:
         import torch
 
-        if not getattr(self, "privacy_", {}).get("private"):
+        if not self._is_private:
             return super()._finish()
         self.net_.eval()  # a private model keeps the IDs of items without interactions (that set is private)
         with torch.no_grad():
             self._table = self.net_.item_table()
-
-    def _set_state(self, t: dict[str, np.ndarray]) -> None:
-        self.privacy_ = getattr(self, "meta_", {}).get("privacy", {"private": False})
-        super()._set_state(t)

@@ -326,6 +326,14 @@ def popularity_prior(X: sp.csr_matrix, noise: float | None = None, rng: np.rando
     return prior_from_counts(c)
 
 
+def require_opacus() -> None:
+    """A clear error, before any work, when DP training is asked for without Opacus."""
+    try:
+        import opacus  # noqa: F401
+    except ImportError:
+        raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
+
+
 def calibrate_noise(target_eps: float, delta: float, sample_rate: float, steps: int,
                     prior_noise: float | None = None, accountant: str = "rdp") -> float:
     """The DP-SGD noise multiplier whose `steps` steps at `sample_rate`, composed with the
@@ -518,7 +526,7 @@ class DPTwoTower(Recommender):
         from longrec.models.base import make_config
 
         self._require_fitted()
-        if self.privacy_.get("private") or getattr(self.net_, "fair_proj", None) is not None:
+        if self._is_private or getattr(self.net_, "fair_proj", None) is not None:
             raise ConfigError("debiased() needs a non-private model trained without the nullspace option.")
         if train.fingerprint() != self.meta_.get("data_fingerprint"):
             raise ConfigError("debiased() needs the training Dataset this model was fitted on (the fingerprint differs).")
@@ -545,10 +553,9 @@ class DPTwoTower(Recommender):
         import warnings
 
         cfg = self.config
-        try:
-            from opacus import PrivacyEngine
-        except ImportError:
-            raise ConfigError("dp_epsilon needs Opacus: pip install opacus (the longrec[privacy] extra).") from None
+        require_opacus()
+        from opacus import PrivacyEngine
+
         n_users = X.shape[0]
         delta = cfg.dp_delta if cfg.dp_delta is not None else 1.0 / n_users
         import torch
@@ -582,11 +589,6 @@ class DPTwoTower(Recommender):
         }
         return losses
 
-    def fit(self, train, valid=None):
-        super().fit(train, valid)
-        self.meta_["privacy"] = self.privacy_
-        return self
-
     def _finish(self) -> None:
         self.net_.eval()
         self.privacy_ = getattr(self, "privacy_", {"private": False})
@@ -597,13 +599,10 @@ class DPTwoTower(Recommender):
         attribute-inference attacker would see."""
         import torch
 
-        self._require_fitted()
-        extra = self._history_frame(histories)
-        ids = self.vocab_.users.ids if users is None and histories is None else self._user_list(users, extra)
-        _, hist = self._build_histories(np.asarray(ids, dtype=object), extra)
+        ids, hist = self._users_and_histories(users, histories)
         with torch.no_grad():
             u = self.net_.user_vectors(torch.from_numpy(history_features(hist.matrix(), self.text_)))
-        return np.asarray(ids, dtype=object), u.numpy()
+        return ids, u.numpy()
 
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         import torch
@@ -631,5 +630,4 @@ class DPTwoTower(Recommender):
         self.text_ = np.asarray(t["text"], dtype=np.float32)
         self.net_ = build_net(self.text_, self.config)
         self.set_arrays({k[4:]: v for k, v in t.items() if k.startswith("net.")})
-        self.privacy_ = getattr(self, "meta_", {}).get("privacy", {"private": False})
         self._finish()
