@@ -138,10 +138,11 @@ def test_lm_seq_text_initialised_ids_and_options(synthetic, tmp_path):
     assert np.allclose(proj, ids[1:], atol=1e-4)
     zero = _build_net(len(text), text, m.config)
     assert torch.count_nonzero(zero.ids.weight) == 0
-    for kw in ({"mode": "id-only", "id_init": "text"}, {"text_norm": True, "id_dropout": 0.5}):
+    for n, kw in enumerate(({"mode": "id-only", "id_init": "text"}, {"text_norm": True, "id_dropout": 0.5},
+                            {"text_adapter": "mlp"}, {"text_adapter": "moe", "moe_experts": 3})):
         a = _seq(epochs=2, **kw).fit(train, valid)
-        a.save(tmp_path / str(len(kw)))
-        b = Recommender.load(tmp_path / str(len(kw)))
+        a.save(tmp_path / str(n))
+        b = Recommender.load(tmp_path / str(n))
         pd.testing.assert_frame_equal(a.score(histories={"n": [1, 3]}), b.score(histories={"n": [1, 3]}))
         # id-only keeps no text: the LM only chose where the IDs start
         assert ("net.text" in a._state()) == (kw.get("mode") != "id-only")

@@ -45,6 +45,10 @@ class LMSeqConfig(ModelConfig):
         "zero", description="start of the ID embeddings: zero (text carries the item at first), "
         "text (the top principal components of the LM embeddings: LM-initialised IDs) or normal")
     text_norm: bool = Field(False, description="LayerNorm after the text projection")
+    text_adapter: Literal["linear", "mlp", "moe"] = Field(
+        "linear", description="map from the LM embedding to the item space: linear, mlp (one GELU hidden "
+        "layer) or moe (UniSRec's mixture of whitening experts); on ml-100k P2 valid linear did best")
+    moe_experts: int = Field(4, ge=1, description="experts of the moe adapter")
     id_dropout: float = Field(0.0, ge=0, lt=1, description="share of items whose ID part is dropped "
                               "at each training step (the text path must carry them)")
     dim: int = Field(64, ge=8)
@@ -133,6 +137,21 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
             x = x + self.drop(self.attn(self.ln1(x)))
             return x + self.drop(self.ff(self.ln2(x)))
 
+    class MoEAdapter(nn.Module):
+        """UniSRec's adaptor (Hou et al., KDD 2022): a softmax-gated sum of parametric whitening
+        experts (t - b_k) W_k."""
+
+        def __init__(self, dt: int, d: int, k: int) -> None:
+            super().__init__()
+            self.b = nn.Parameter(torch.zeros(k, dt))
+            self.W = nn.Parameter(torch.randn(k, dt, d) * dt ** -0.5)
+            self.gate = nn.Linear(dt, k)
+
+        def forward(self, t):
+            g = self.gate(t).softmax(-1)                                        # (n, k)
+            e = torch.einsum("nkt,ktd->nkd", t.unsqueeze(1) - self.b, self.W)   # (n, k, d)
+            return (g.unsqueeze(-1) * e).sum(1)
+
     class SeqNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -143,7 +162,13 @@ def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
                 t = torch.zeros(n_items + 1, text.shape[1])
                 t[1:] = torch.from_numpy(text)
                 self.register_buffer("text", t)
-                self.proj = nn.Linear(text.shape[1], d)
+                dt = text.shape[1]
+                if cfg.text_adapter == "mlp":
+                    self.proj = nn.Sequential(nn.Linear(dt, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+                elif cfg.text_adapter == "moe":
+                    self.proj = MoEAdapter(dt, d, cfg.moe_experts)
+                else:
+                    self.proj = nn.Linear(dt, d)
                 self.text_ln = nn.LayerNorm(d) if cfg.text_norm else None
             if self.use_id:
                 self.ids = nn.Embedding(n_items + 1, d, padding_idx=0)
