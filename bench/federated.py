@@ -83,7 +83,7 @@ def main() -> None:
     split = load_split("ml-100k", "p1", download=False)
     tr, va, te = split["train"], split["valid"], split["test"]
     t0 = time.perf_counter()
-    central = DPTwoTower({"epochs": a.rounds, **model}).fit(tr, va)
+    central = DPTwoTower({"epochs": a.rounds, **model, "reproducible_noise": True}).fit(tr, va)  # re-runnable figure
     recs = central.recommend(users=te.interactions["user_id"].unique(), histories=va.interactions, k=10)
     c_ndcg = float(evaluate(recs, te.interactions[["user_id", "item_id"]], ks=(10,))["NDCG@10"])
     rows = [{"setting": "centralised", "parties": 1, "test_ndcg@10": round(c_ndcg, 5), "ratio": 1.0,

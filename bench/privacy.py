@@ -61,21 +61,26 @@ SEQ = {"inf": {"encoder": "default", "num_threads": 1},
        8.0: {"encoder": "default", "num_threads": 1, "dp_lr": 0.01}}
 
 
+# benchmarks draw the DP noise from the model seed so that every figure can be re-run exactly;
+# a model meant for release keeps the default (OS-entropy noise, see longrec.privacy.noise)
+FIXED_NOISE = {"reproducible_noise": True}
+
+
 def protocol_of(model: str) -> str:
     return "p2" if model == "lm-seq-dp" else "p1"
 
 
 def config_for(eps: float | None, dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> dict:
     if model == "lm-seq-dp":
-        return dict(SEQ["inf"]) if eps is None else {**SEQ.get(eps, SEQ[8.0]), "dp_epsilon": eps}
+        return dict(SEQ["inf"]) if eps is None else {**SEQ.get(eps, SEQ[8.0]), "dp_epsilon": eps, **FIXED_NOISE}
     if model == "lm-linear-dp":
         by_eps = LINEAR[dataset]
         if eps is None:
             return {"encoder": "default", **by_eps["inf"]}
-        return {"encoder": "default", **by_eps.get(eps, by_eps[8.0]), "dp_epsilon": eps}
+        return {"encoder": "default", **by_eps.get(eps, by_eps[8.0]), "dp_epsilon": eps, **FIXED_NOISE}
     if eps is None:
         return dict(NONPRIVATE_BY_DATASET.get(dataset, NONPRIVATE))
-    return {**PRIVATE_BY_DATASET.get(dataset, PRIVATE), "dp_epsilon": eps}
+    return {**PRIVATE_BY_DATASET.get(dataset, PRIVATE), "dp_epsilon": eps, **FIXED_NOISE}
 
 
 def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None = None) -> None:
@@ -110,7 +115,7 @@ def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None 
             continue  # resumable
         row = {"dataset": dataset, "config": cfg, "valid_nonprivate": round(valid_ndcg(DPLinear(cfg).fit(tr), va), 5)}
         for e in todo:  # an unclipped profile (clip 100) makes the sensitivity, and the noise, huge
-            v = [valid_ndcg(DPLinear({**cfg, "dp_epsilon": e, "seed": k}).fit(tr), va) for k in range(3)]
+            v = [valid_ndcg(DPLinear({**cfg, "dp_epsilon": e, "seed": k, **FIXED_NOISE}).fit(tr), va) for k in range(3)]
             row[f"valid_eps{e:g}_mean"] = round(sum(v) / 3, 5)
             row[f"valid_eps{e:g}"] = [round(x, 5) for x in v]
         with open(out, "a") as f:
@@ -127,7 +132,7 @@ def tune_seq(eps_list: list[float], configs: list[dict]) -> None:
     s = load_split("ml-100k", "p2", download=False)
     for e in eps_list:
         for c in configs:
-            cfg = {"encoder": "default", "num_threads": 1, **c, "dp_epsilon": e}
+            cfg = {"encoder": "default", "num_threads": 1, **c, "dp_epsilon": e, **FIXED_NOISE}
             t0 = time.perf_counter()
             m = DPLMSeq(cfg).fit(s["train"], s["valid"])
             row = {"dataset": "ml-100k", "protocol": "p2", "config": cfg, "valid": m.fit_info_["valid_ndcg@10"],

@@ -25,7 +25,8 @@ FAST_CONFIGS = {
     "lm-linear-dp": {"encoder": "hash"},
     # the private path (DP-SGD) when Opacus's accountant is installed, plain lm-seq otherwise
     "lm-seq-dp": {**_SEQ, "dp_epochs": 2, "dp_batch_size": 16,
-                  **({"dp_epsilon": 8.0} if __import__("importlib").util.find_spec("opacus") else {})},
+                  **({"dp_epsilon": 8.0, "reproducible_noise": True}
+                     if __import__("importlib").util.find_spec("opacus") else {})},
 }
 MODELS = available_models()
 

@@ -62,6 +62,20 @@ def test_dp_training_spends_the_target_epsilon(split3, tmp_path):
     assert np.isfinite(m.score(users=[1]).to_numpy()).all()
 
 
+def test_dp_noise_is_secret_unless_reproducible(split3):
+    """Default: the Poisson sampling, the gradient noise and the prior's noise are seeded from
+    OS entropy (the model seed is in meta.json: noise drawn from it could be subtracted);
+    reproducible_noise = true ties them to the seed."""
+    pytest.importorskip("opacus")
+    tr = split3["train"]
+    cfg = {**FAST, "dp_epsilon": 3.0, "epochs": 2, "seed": 5}
+    a, b = (DPTwoTower(cfg).fit(tr) for _ in range(2))
+    assert a.meta_["privacy"]["noise_seed"].startswith("OS entropy")
+    assert not np.array_equal(a.score(users=[1, 2]).to_numpy(), b.score(users=[1, 2]).to_numpy())
+    c, d = (DPTwoTower({**cfg, "reproducible_noise": True}).fit(tr) for _ in range(2))
+    np.testing.assert_array_equal(c.score(users=[1, 2]).to_numpy(), d.score(users=[1, 2]).to_numpy())
+
+
 def test_dp_gradients_are_per_user():
     """Opacus sees one row per user in every trained layer: its per-sample gradients must
     equal gradients computed user by user (the item tower is applied on the user side)."""

@@ -51,6 +51,7 @@ from pydantic import Field
 
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
 
 
 class DPLinearConfig(ModelConfig):
@@ -72,6 +73,7 @@ class DPLinearConfig(ModelConfig):
     max_items: int = Field(30_000, description="with item_weight > 0: refuse larger catalogues (dense n_items² memory)")
     dp_epsilon: float | None = Field(None, gt=0, description="target epsilon; None = no differential privacy")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
+    reproducible_noise: bool = Field(False, description=REPRODUCIBLE_HELP)
 
 
 def gaussian_sigma(epsilon: float, delta: float) -> float:
@@ -159,7 +161,7 @@ class DPLinear(Recommender):
             delta = cfg.dp_delta if cfg.dp_delta is not None else 1.0 / n_users
             sigma = gaussian_sigma(cfg.dp_epsilon, delta)
             sens = math.sqrt(cfg.clip ** 4 + cfg.clip ** 2)
-            rng = np.random.default_rng(cfg.seed)
+            rng = np.random.default_rng(noise_seed(cfg.seed, cfg.reproducible_noise))
             Z = rng.normal(0.0, sigma * sens, S1.shape)
             S1 = S1 + np.triu(Z) + np.triu(Z, 1).T
             S2 = S2 + rng.normal(0.0, sigma * sens, S2.shape)
@@ -169,7 +171,8 @@ class DPLinear(Recommender):
                 "private": True, "level": "user", "mechanism": "sufficient-statistics perturbation "
                 "(one Gaussian release of S1, S2; analytic Gaussian mechanism)", "epsilon_target": cfg.dp_epsilon,
                 "epsilon_spent": cfg.dp_epsilon, "delta": delta, "noise_multiplier": round(sigma, 5),
-                "l2_sensitivity": round(sens, 5), "clip": cfg.clip, "n_users": n_users}
+                "l2_sensitivity": round(sens, 5), "clip": cfg.clip, "n_users": n_users,
+                "noise_seed": noise_record(cfg.reproducible_noise)}
         W = np.linalg.solve(S1 + cfg.l2 * np.eye(S1.shape[0]), S2)
         if cfg.cold_items and cfg.dp_epsilon is None:
             warm = S2[-1] > 1e-12   # S2's β row: Σ_u φ_u[-1] x̂_u > 0 iff someone interacted

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig, _build_net
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
 
 
 class DPLMSeqConfig(LMSeqConfig):
@@ -43,6 +44,7 @@ class DPLMSeqConfig(LMSeqConfig):
     dp_epochs: int = Field(30, ge=1, description="DP-SGD epochs (fixed: no early stopping under DP)")
     dp_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the noisy updates")
     accountant: Literal["rdp", "prv"] = "rdp"
+    reproducible_noise: bool = Field(False, description=REPRODUCIBLE_HELP)
 
 
 def noisy_mean(per_sample: dict, max_norm: float, sigma: float, denom: float, gen) -> dict:
@@ -104,8 +106,9 @@ class DPLMSeq(LMSeq):
         require_opacus()  # its accountant calibrates the noise
         torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        s = noise_seed(cfg.seed, cfg.reproducible_noise)  # Poisson sampling and noise: see longrec.privacy.noise
+        rng = np.random.default_rng(s)
+        gen = torch.Generator().manual_seed(s + 1)
         n_users = X.shape[0]
         q = min(1.0, cfg.dp_batch_size / n_users)
         steps_per_epoch = max(1, round(1 / q))
@@ -171,7 +174,7 @@ class DPLMSeq(LMSeq):
             "accountant": cfg.accountant, "epsilon_target": cfg.dp_epsilon,
             "epsilon_spent": round(float(acc.get_epsilon(delta)), 4), "delta": delta,
             "noise_multiplier": round(sigma, 5), "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(q, 6),
-            "steps": steps, "n_users": n_users}
+            "steps": steps, "n_users": n_users, "noise_seed": noise_record(cfg.reproducible_noise)}
         self._finish()
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:

@@ -65,6 +65,7 @@ from pydantic import Field
 
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
 
 
 class DPTwoTowerConfig(ModelConfig):
@@ -89,6 +90,7 @@ class DPTwoTowerConfig(ModelConfig):
     prior_noise: float = Field(5.0, gt=0, description="noise multiplier of the DP popularity release "
                                "(each user's contribution has L2 norm 1); DP only")
     accountant: Literal["rdp", "prv"] = "rdp"
+    reproducible_noise: bool = Field(False, description=REPRODUCIBLE_HELP)
     fair_attribute: str | None = Field(None, description="user-table column to remove from user vectors, e.g. 'gender'; None = off")
     fair_method: Literal["leace", "nullspace", "adversarial"] = "leace"
     fair_weight: float = Field(1.0, ge=0, description="adversarial: weight of the confusion loss against the adversary")
@@ -563,15 +565,20 @@ class DPTwoTower(Recommender):
         prior_noise = cfg.prior_noise if cfg.popularity_prior else None
         steps = cfg.epochs * len(loader)  # Opacus's Poisson loader: sample rate 1/len(loader)
         sigma = calibrate_noise(cfg.dp_epsilon, delta, 1.0 / len(loader), steps, prior_noise, cfg.accountant)
+        gen, prior_rng = None, rng  # reproducible_noise: the streams seeded from cfg.seed in _fit
+        if not cfg.reproducible_noise:  # Poisson sampling, gradient noise and the prior's noise from a kept-nowhere seed
+            s = noise_seed(cfg.seed, False)
+            loader = user_loader(n_users, cfg.batch_size, s)
+            gen, prior_rng = torch.Generator().manual_seed(s), np.random.default_rng(s)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
             engine = PrivacyEngine(accountant=cfg.accountant)
             if prior_noise is not None:
-                self.net_.prior.copy_(torch.from_numpy(popularity_prior(X, prior_noise, rng)))
+                self.net_.prior.copy_(torch.from_numpy(popularity_prior(X, prior_noise, prior_rng)))
                 engine.accountant.history.append((prior_noise, 1.0, 1))  # one Gaussian release
             net, dp_opt, dp_loader = engine.make_private(
                 module=self.net_, optimizer=opt, data_loader=loader, noise_multiplier=sigma,
-                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True, noise_generator=gen)
             losses = train_epochs(net, X, self.text_, dp_loader, dp_opt, cfg.epochs, cfg.keep_prob, rng, cfg.progress)
             spent = float(engine.get_epsilon(delta))
         # the trained weights live in the wrapped module; keep a plain module for inference/saving
@@ -584,6 +591,7 @@ class DPTwoTower(Recommender):
             "delta": delta, "noise_multiplier": round(float(dp_opt.noise_multiplier), 5),
             "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(1.0 / len(dp_loader), 6),
             "steps": int(sum(h[2] for h in engine.accountant.history if h[1] < 1.0)), "n_users": n_users,
+            "noise_seed": noise_record(cfg.reproducible_noise),
             "popularity_prior": None if prior_noise is None else {"mechanism": "Gaussian, per-user L2 norm 1",
                                                                  "noise_multiplier": prior_noise},
         }
