@@ -1,5 +1,5 @@
 """Federated two-tower (FedAvg through Flower's simulation engine) vs centralised training on
-MovieLens-100K P1.
+MovieLens-100K P1 (or ml-1m with --dataset).
 
     LONGREC_DATA_DIR=../shared/datasets python bench/federated.py [--rounds 30] [--engine flower]
 
@@ -27,6 +27,11 @@ MODEL = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01}
 # the private config of bench/privacy.py (chosen on ml-100k P1 valid at epsilon 8, centralised)
 DP_MODEL = {"encoder": "default", "dim": 16, "batch_size": 256, "lr": 0.03, "max_grad_norm": 0.2, "init": "pca",
             "epochs": 30}  # epochs: the centralised reference only (the parties train --rounds rounds)
+
+
+# the centralised private reference on ml-1m: bench/privacy.py's ml-1m private config (chosen
+# on ml-1m valid); the parties keep DP_MODEL's batch and --party-lr
+DP_CENTRAL_BY_DATASET = {"ml-1m": {"batch_size": 2048, "epochs": 100}}
 
 
 SETTINGS = {"4": ("4 random clients", {"partition": "random", "n_clients": 4}),
@@ -68,9 +73,11 @@ def main() -> None:
     ap.add_argument("--tune", default=None, help='valid-only runs: a JSON list of {"rounds": R, "model": {...}} '
                     "overrides, each trained on the --settings with engine local and the --dp-epsilon model; "
                     "appends the valid curves to bench/results/federated_dp_tuning.jsonl")
+    ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
     ap.add_argument("--out", default="federated")
     a = ap.parse_args()
-    model = MODEL if a.dp_epsilon is None else {**DP_MODEL, "dp_epsilon": a.dp_epsilon}
+    model = MODEL if a.dp_epsilon is None else {**DP_MODEL, **DP_CENTRAL_BY_DATASET.get(a.dataset, {}),
+                                                "dp_epsilon": a.dp_epsilon}
     if a.tune:
         tune(json.loads(a.tune), model, a.settings)
         return
@@ -80,7 +87,7 @@ def main() -> None:
     from longrec.privacy.federated import FederatedConfig, run_federated
     from longrec.privacy.twotower import DPTwoTower
 
-    split = load_split("ml-100k", "p1", download=False)
+    split = load_split(a.dataset, "p1", download=False)
     tr, va, te = split["train"], split["valid"], split["test"]
     t0 = time.perf_counter()
     central = DPTwoTower({"epochs": a.rounds, **model, "reproducible_noise": True}).fit(tr, va)  # re-runnable figure
@@ -98,7 +105,7 @@ def main() -> None:
                       split=split)
     for name, kw in [settings[k] for k in a.settings.split(",")]:
         for secure in ([False, True] if a.secagg else [False]):
-            cfg = FederatedConfig(rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
+            cfg = FederatedConfig(dataset=a.dataset, rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,
                                   reproducible_noise=True,  # published figures: noise seeded from `seed`
                                   model={**model, "batch_size": a.client_batch,
@@ -114,8 +121,8 @@ def main() -> None:
             print({k: v for k, v in rows[-1].items() if k != "valid_curve"}, flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{a.out}.json").write_text(json.dumps(rows, indent=2))
-    lines = ["# Federated two-tower on MovieLens-100K P1", "",
-             f"Produced by `python bench/federated.py --rounds {a.rounds} --engine {a.engine} --local-epochs "
+    lines = [f"# Federated two-tower on {a.dataset} P1", "",
+             f"Produced by `python bench/federated.py --dataset {a.dataset} --rounds {a.rounds} --engine {a.engine} --local-epochs "
              f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}"
              f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}"
              f"{'' if a.party_lr is None else f' --party-lr {a.party_lr:g}'}`. "
@@ -126,7 +133,7 @@ def main() -> None:
              *([] if a.dp_epsilon is None else [
                  f"User-level DP at epsilon {a.dp_epsilon:g} (delta 1/#users) everywhere: centralised = DP-SGD "
                  f"on all users; federated = DP-SGD on each party's users, noise calibrated per party for "
-                 f"{a.rounds} rounds (config {json.dumps(DP_MODEL)}).", ""]),
+                 f"{a.rounds} rounds (config {json.dumps(model)}).", ""]),
              "SecAgg+ rows: Flower's secaggplus_mod + SecAggPlusWorkflow (3 shares, threshold 2, parameters "
              "clipped to ±8 and quantised to 2^22 levels); overhead = wall time over the plain run just before.", "",
              "| setting | parties | test NDCG@10 | vs centralised | rounds | best round | wall s | overhead |",

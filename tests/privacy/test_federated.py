@@ -72,6 +72,8 @@ def test_local_fedavg_with_user_level_dp(split3, tmp_path):
                           split=split3) for i in (0, 1)]
     a, b = (Recommender.load(tmp_path / f"r{i}").get_arrays() for i in (0, 1))
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="top level"):  # the model's own switch would be silently ignored
+        run_federated(FederatedConfig(**{**small, "model": {**small["model"], "reproducible_noise": True}}), split=split3)
     plain = run_federated(FederatedConfig(engine="local", n_clients=4, rounds=2, model=MODEL), split=split3)
     assert plain["privacy"] == {"private": False}
     from longrec.privacy.federated import _party_noise

@@ -223,6 +223,9 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     text, tcfg = model.text_, model.config
     if cfg.secure_aggregation and cfg.engine != "flower":
         raise ConfigError("secure_aggregation needs engine = \"flower\" (SecAgg+ is Flower's protocol).")
+    if tcfg.reproducible_noise:
+        raise ConfigError("reproducible_noise goes at the top level of a federated config (it decides every party's "
+                          "noise), not in [model]; move it up.")
     per_round = _parties_per_round(cfg.fraction_train, len(parts))
     if cfg.secure_aggregation and per_round < 2:
         raise ConfigError(f"secure aggregation needs at least 2 parties per round; this config selects {per_round} "
