@@ -39,18 +39,18 @@ SETTINGS = {"4": ("4 random clients", {"partition": "random", "n_clients": 4}),
             "100": ("100 random clients", {"partition": "random", "n_clients": 100})}
 
 
-def tune(configs: list[dict], model: dict, settings: str) -> None:
+def tune(configs: list[dict], model: dict, settings: str, dataset: str = "ml-100k") -> None:
     from longrec.data.registry import load_split
     from longrec.privacy.federated import FederatedConfig, run_federated
 
-    split = load_split("ml-100k", "p1", download=False)
+    split = load_split(dataset, "p1", download=False)
     for key in settings.split(","):
         for c in configs:
-            m = {**model, **c.get("model", {})}
-            cfg = FederatedConfig(engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m,
+            m = {**model, "batch_size": DP_MODEL["batch_size"], **c.get("model", {})}  # party batch, as in main()
+            cfg = FederatedConfig(dataset=dataset, engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m,
                                   reproducible_noise=True, **SETTINGS[key][1])
             rep = run_federated(cfg, split=split)
-            row = {"setting": SETTINGS[key][0], "rounds": cfg.rounds, "model": m,
+            row = {"dataset": dataset, "setting": SETTINGS[key][0], "rounds": cfg.rounds, "model": m,
                    "valid_curve": [v[1] for v in rep["valid_curve"]], "best_valid": max(v[1] for v in rep["valid_curve"])}
             with open(RESULTS / "federated_dp_tuning.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -69,7 +69,8 @@ def main() -> None:
     ap.add_argument("--secagg", action="store_true",
                     help="after each plain Flower run, the same run with SecAgg+ secure aggregation (overhead)")
     ap.add_argument("--dp-epsilon", type=float, default=None, help="user-level DP-SGD on every party at this epsilon")
-    ap.add_argument("--party-lr", type=float, default=None, help="learning rate on the parties (default: the model's)")
+    ap.add_argument("--party-lr", default=None, help="learning rate on the parties (default: the model's): one "
+                    "number, or per setting as 4:0.03,21:0.1")
     ap.add_argument("--tune", default=None, help='valid-only runs: a JSON list of {"rounds": R, "model": {...}} '
                     "overrides, each trained on the --settings with engine local and the --dp-epsilon model; "
                     "appends the valid curves to bench/results/federated_dp_tuning.jsonl")
@@ -79,7 +80,7 @@ def main() -> None:
     model = MODEL if a.dp_epsilon is None else {**DP_MODEL, **DP_CENTRAL_BY_DATASET.get(a.dataset, {}),
                                                 "dp_epsilon": a.dp_epsilon}
     if a.tune:
-        tune(json.loads(a.tune), model, a.settings)
+        tune(json.loads(a.tune), model, a.settings, a.dataset)
         return
 
     from longrec.data.registry import load_split
@@ -103,13 +104,18 @@ def main() -> None:
     if a.secagg:  # warm-up (not recorded): the first simulation in a process pays Ray's start-up and imports
         run_federated(FederatedConfig(rounds=1, engine="flower", n_clients=4, model={**MODEL, "batch_size": a.client_batch}),
                       split=split)
-    for name, kw in [settings[k] for k in a.settings.split(",")]:
+    lrs: dict[str, float] = {}  # setting -> party lr ("0.1" = every setting; "4:0.03,21:0.1" = per setting)
+    for part in filter(None, (a.party_lr or "").split(",")):
+        key, _, v = part.rpartition(":")
+        lrs.update({key: float(v)} if key else dict.fromkeys(a.settings.split(","), float(v)))
+    for key in a.settings.split(","):
+        name, kw = settings[key]
         for secure in ([False, True] if a.secagg else [False]):
             cfg = FederatedConfig(dataset=a.dataset, rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,
                                   reproducible_noise=True,  # published figures: noise seeded from `seed`
                                   model={**model, "batch_size": a.client_batch,
-                                         **({} if a.party_lr is None else {"lr": a.party_lr})}, **kw)
+                                         **({"lr": lrs[key]} if key in lrs else {})}, **kw)
             rep = run_federated(cfg, split=split)
             rows.append({"setting": name + (", SecAgg+" if secure else ""), "parties": rep["n_parties"],
                          "test_ndcg@10": rep["test_ndcg@10"], "ratio": round(rep["test_ndcg@10"] / c_ndcg, 4),
@@ -125,7 +131,7 @@ def main() -> None:
              f"Produced by `python bench/federated.py --dataset {a.dataset} --rounds {a.rounds} --engine {a.engine} --local-epochs "
              f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}"
              f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}"
-             f"{'' if a.party_lr is None else f' --party-lr {a.party_lr:g}'}`. "
+             f"{'' if a.party_lr is None else f' --party-lr {a.party_lr}'}`. "
              f"FedAvg (weighted by "
              f"users) over the shared dense parameters; {a.local_epochs} local epoch(s) per round, party batch "
              f"{a.client_batch}; centralised = same model (batch {model['batch_size']}), "
