@@ -25,8 +25,10 @@ PathLike = str | os.PathLike
 
 
 def load_model_config(path: PathLike | None, model: str) -> dict:
-    """Read a model config TOML: either flat keys, or a [config] table (optionally with a
-    top-level `model = "NAME"` that must agree with --model)."""
+    """Read a model config TOML in one of three layouts: flat keys; a [config] table; or a
+    [model] table (as in federated configs). A top-level `model = "NAME"` (or
+    `name` in the [model] table) must agree with --model. Keys outside the chosen layout are an
+    error, never silently dropped."""
     if path is None:
         return {}
     p = Path(path)
@@ -37,12 +39,23 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p} is not valid TOML: {e}.") from e
     named = doc.get("model")
-    if isinstance(named, str) and named.lower() != model.lower():
+    if isinstance(named, dict):  # a [model] table holds the settings
+        table, named = dict(named), named.get("name")
+        table.pop("name", None)
+        rest = [k for k in doc if k != "model"]
+        where = "[model]"
+    elif "config" in doc:
+        table, rest, where = doc["config"], [k for k in doc if k not in ("config", "model")], "[config]"
+    else:
+        table, rest, where = {k: v for k, v in doc.items() if k != "model"}, [], ""
+    if named is not None and (not isinstance(named, str) or named.lower() != model.lower()):
         raise ConfigError(f"{p} is a config for model {named!r} but --model is {model!r}.")
-    cfg = doc.get("config", {k: v for k, v in doc.items() if k != "model"})
-    if not isinstance(cfg, dict):
+    if not isinstance(table, dict):
         raise ConfigError(f"{p}: [config] must be a table of model settings.")
-    return cfg
+    if rest:
+        raise ConfigError(f"{p}: the settings are in its {where} table, so the other keys ({', '.join(rest)}) "
+                          f"would be ignored; move them into {where}.")
+    return table
 
 
 def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,

@@ -79,6 +79,23 @@ def test_config_toml_overrides_defaults(files):
     assert "l2 = 42.0" in (tmp / "m" / "config.toml").read_text()
 
 
+def test_config_toml_layouts_and_ignored_keys(files):
+    """A [model] table (as in federated configs) holds the settings too; keys that a
+    layout would ignore, or a [model] table naming another model, are errors, not silent defaults."""
+    tmp, p = files
+    (tmp / "m.toml").write_text('[model]\nname = "ease"\nl2 = 43.0\ntune_l2 = false\n')
+    r = invoke("train", "--model", "ease", "--config", tmp / "m.toml", "--train", p["train"], "--out", tmp / "a")
+    assert r.exit_code == 0, r.output
+    assert "l2 = 43.0" in (tmp / "a" / "config.toml").read_text()
+    for text, needle in (('[model]\nl2 = 43.0\n[other]\nx = 1\n', "other"),
+                         ('l2 = 7.0\n[config]\ntune_l2 = false\n', "l2"),
+                         ('[model]\nname = "bpr"\n', "bpr")):
+        (tmp / "b.toml").write_text(text)
+        r = invoke("train", "--model", "ease", "--config", tmp / "b.toml", "--train", p["train"], "--out", tmp / "b")
+        assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp / "b").exists()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--model", "nope", "--train", "X", "--out", "Y"], "unknown model"),
     (["train", "--model", "ease", "--train", "/no/such/file.csv", "--out", "Y"], "file.csv"),
