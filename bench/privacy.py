@@ -290,6 +290,7 @@ def main() -> None:
               flush=True)
         return
     rows = []
+    suffix = ("" if a.dataset == "ml-100k" else f"_{a.dataset}") + ("_quick" if a.quick else "")
     for e in a.eps.split(","):
         t = time.perf_counter()
         cmd = [sys.executable, __file__, "--one", e, "--dataset", a.dataset, "--model", a.model] + \
@@ -299,11 +300,12 @@ def main() -> None:
         if not line:
             sys.exit(f"epsilon {e} failed:\n{res.stderr[-3000:]}")
         rows.append(json.loads(line[0][7:]))
+        RESULTS.mkdir(exist_ok=True)  # each finished epsilon is kept, so a stopped run loses only the one running
+        (RESULTS / f"{stem}{suffix}.partial.json").write_text(json.dumps(rows, indent=2))
         print(f"eps={e}: NDCG@10 {rows[-1]['test_ndcg@10']}, MIA {rows[-1]['membership_auc']}, "
               f"gender {rows[-1]['gender_auc']} ({time.perf_counter() - t:.0f}s)", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    suffix = ("" if a.dataset == "ml-100k" else f"_{a.dataset}") + ("_quick" if a.quick else "")
     (RESULTS / f"{stem}{suffix}.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"{stem}{suffix}.partial.json").unlink()
     (RESULTS / f"{stem}{suffix}.md").write_text(table(rows, a.dataset, a.model))
     plot(rows, RESULTS / f"{stem}{suffix}.png", a.dataset, a.model)
     print(table(rows, a.dataset, a.model))
