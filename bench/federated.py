@@ -46,7 +46,7 @@ def tune(configs: list[dict], model: dict, settings: str, dataset: str = "ml-100
     split = load_split(dataset, "p1", download=False)
     for key in settings.split(","):
         for c in configs:
-            m = {**model, "batch_size": DP_MODEL["batch_size"], **c.get("model", {})}  # party batch, as in main()
+            m = {**model, "batch_size": DP_MODEL["batch_size"], **c.get("model", {})}  # party batch 256, as the published runs (--client-batch 256)
             cfg = FederatedConfig(dataset=dataset, engine="local", eval_every=5, rounds=c.get("rounds", 30), model=m,
                                   reproducible_noise=True, **SETTINGS[key][1])
             rep = run_federated(cfg, split=split)

@@ -26,7 +26,7 @@ PathLike = str | os.PathLike
 
 def load_model_config(path: PathLike | None, model: str) -> dict:
     """Read a model config TOML in one of three layouts: flat keys; a [config] table; or a
-    [model] table (as in federated configs). A top-level `model = "NAME"` (or
+    [model] table. A top-level `model = "NAME"` (or
     `name` in the [model] table) must agree with --model. Keys outside the chosen layout are an
     error, never silently dropped."""
     if path is None:

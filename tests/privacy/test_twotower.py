@@ -76,6 +76,26 @@ def test_dp_noise_is_secret_unless_reproducible(split3):
     np.testing.assert_array_equal(c.score(users=[1, 2]).to_numpy(), d.score(users=[1, 2]).to_numpy())
 
 
+
+def test_dp_sampling_and_noise_use_independent_seeds(split3, monkeypatch):
+    """One seed for the Poisson sampler and the noise generator would make the noise a function
+    of who was sampled (torch draws both from the same uniforms): each gets its own draw."""
+    pytest.importorskip("opacus")
+    import longrec.privacy.twotower as tt
+
+    drawn = []
+    monkeypatch.setattr(tt, "noise_seed", lambda seed, reproducible: drawn.append(len(drawn) + 101) or drawn[-1])
+    seen, real_loader = [], tt.user_loader
+
+    def spy(n, batch, seed):
+        seen.append(seed)
+        return real_loader(n, batch, seed)
+
+    monkeypatch.setattr(tt, "user_loader", spy)
+    tt.DPTwoTower({**FAST, "dp_epsilon": 3.0, "epochs": 1}).fit(split3["train"])
+    assert len(drawn) == 3 and seen[-1] == drawn[0]  # sampler, noise, prior: three separate draws
+
+
 def test_dp_gradients_are_per_user():
     """Opacus sees one row per user in every trained layer: its per-sample gradients must
     equal gradients computed user by user (the item tower is applied on the user side)."""

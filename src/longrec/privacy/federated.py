@@ -107,10 +107,11 @@ def partition_users(user_ids: np.ndarray, users: pd.DataFrame | None, how: str, 
 
 # ============================================================================ training
 def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_epochs: int, seed: int,
-                 noise: float | None = None) -> dict:
+                 noise: float | None = None, noise_seed: int | None = None) -> dict:
     """One party's round: load the global arrays, train on its users, return new arrays. With
     `noise` (a DP-SGD noise multiplier) the party trains with Opacus: Poisson sampling of its
-    users, per-user clipping to cfg.max_grad_norm, Gaussian noise."""
+    users, per-user clipping to cfg.max_grad_norm, Gaussian noise (from its own generator seeded
+    `noise_seed` if given, else torch's global one)."""
     import torch
 
     from longrec.privacy.twotower import build_net, train_epochs, user_loader
@@ -131,7 +132,8 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
             warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
             module, opt, loader = PrivacyEngine(accountant="rdp").make_private(
                 module=net, optimizer=opt, data_loader=loader, noise_multiplier=noise,
-                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True)
+                max_grad_norm=cfg.max_grad_norm, poisson_sampling=True,
+                noise_generator=None if noise_seed is None else torch.Generator().manual_seed(noise_seed))
         losses = train_epochs(module, X, text, loader, opt, local_epochs, cfg.keep_prob, np.random.default_rng(seed))
     state = {k.removeprefix("_module."): v for k, v in module.state_dict().items()}
     return {k: v.detach().numpy().copy() for k, v in state.items() if k != "text"}, losses[-1]
@@ -270,7 +272,9 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
 
         secret = noises[pid] is not None and not cfg.reproducible_noise
         seed = secrets.randbits(62) if secret else _party_seed(cfg, rnd, pid)
-        return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, seed, noises[pid])[0]
+        # a secret noise stream apart from the sampler's: one seed for both would tie the noise to who was sampled
+        nseed = secrets.randbits(62) if secret else None
+        return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, seed, noises[pid], nseed)[0]
 
     if cfg.engine == "local":
         final = _run_local(cfg, initial, local, sizes, evaluate_round)

@@ -106,9 +106,9 @@ class DPLMSeq(LMSeq):
         require_opacus()  # its accountant calibrates the noise
         torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
-        s = noise_seed(cfg.seed, cfg.reproducible_noise)  # Poisson sampling and noise: see longrec.privacy.noise
-        rng = np.random.default_rng(s)
-        gen = torch.Generator().manual_seed(s + 1)
+        # Poisson sampling and noise (see longrec.privacy.noise): by default two independent secret seeds
+        rng = np.random.default_rng(noise_seed(cfg.seed, cfg.reproducible_noise))
+        gen = torch.Generator().manual_seed(noise_seed(cfg.seed + 1, cfg.reproducible_noise))
         n_users = X.shape[0]
         q = min(1.0, cfg.dp_batch_size / n_users)
         steps_per_epoch = max(1, round(1 / q))

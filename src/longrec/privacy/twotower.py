@@ -566,10 +566,12 @@ class DPTwoTower(Recommender):
         steps = cfg.epochs * len(loader)  # Opacus's Poisson loader: sample rate 1/len(loader)
         sigma = calibrate_noise(cfg.dp_epsilon, delta, 1.0 / len(loader), steps, prior_noise, cfg.accountant)
         gen, prior_rng = None, rng  # reproducible_noise: the streams seeded from cfg.seed in _fit
-        if not cfg.reproducible_noise:  # Poisson sampling, gradient noise and the prior's noise from a kept-nowhere seed
-            s = noise_seed(cfg.seed, False)
-            loader = user_loader(n_users, cfg.batch_size, s)
-            gen, prior_rng = torch.Generator().manual_seed(s), np.random.default_rng(s)
+        if not cfg.reproducible_noise:
+            # Poisson sampling, gradient noise and the prior's noise each from its own kept-nowhere
+            # seed: one seed for the sampler and the noise would tie the noise to who was sampled
+            loader = user_loader(n_users, cfg.batch_size, noise_seed(cfg.seed, False))
+            gen = torch.Generator().manual_seed(noise_seed(cfg.seed, False))
+            prior_rng = np.random.default_rng(noise_seed(cfg.seed, False))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
             engine = PrivacyEngine(accountant=cfg.accountant)
