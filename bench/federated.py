@@ -98,7 +98,6 @@ def main() -> None:
              "rounds": model.get("epochs", a.rounds), "best_round": None,
              "wall_seconds": round(time.perf_counter() - t0, 1)}]  # centralised: rounds = epochs
     print(rows[-1], flush=True)
-    settings = SETTINGS
     if a.secagg and a.engine != "flower":
         raise SystemExit("--secagg needs --engine flower")
     if a.secagg:  # warm-up (not recorded): the first simulation in a process pays Ray's start-up and imports
@@ -109,7 +108,7 @@ def main() -> None:
         key, _, v = part.rpartition(":")
         lrs.update({key: float(v)} if key else dict.fromkeys(a.settings.split(","), float(v)))
     for key in a.settings.split(","):
-        name, kw = settings[key]
+        name, kw = SETTINGS[key]
         for secure in ([False, True] if a.secagg else [False]):
             cfg = FederatedConfig(dataset=a.dataset, rounds=a.rounds, eval_every=a.eval_every, engine=a.engine,
                                   local_epochs=a.local_epochs, secure_aggregation=secure,

@@ -60,6 +60,7 @@ def test_local_fedavg_with_user_level_dp(split3, tmp_path):
     p = rep["privacy"]
     assert p["private"] and p["level"] == "user" and p["epsilon_target"] == 8.0
     assert len(p["noise_multipliers"]) == 4 and all(x > 0 for x in p["noise_multipliers"])
+    assert p["noise_seed"].startswith("OS entropy")
     m = Recommender.load(tmp_path / "dp")
     assert m.privacy_["private"] and m.meta_["privacy"]["noise_multipliers"] == p["noise_multipliers"]
     # by default every party's sampling and noise are secret (OS entropy): two runs differ; with

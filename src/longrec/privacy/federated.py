@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from longrec.errors import ConfigError, LongrecError
+from longrec.privacy.noise import noise_record, noise_seed
 
 
 class FederatedConfig(BaseModel):
@@ -268,12 +269,10 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         """Party `pid`'s update in round `rnd` (the same seeds on every engine). A private party's
         sampling and noise come from OS entropy unless reproducible_noise: a seed the server knows
         would let it regenerate the noise, and the sample (privacy amplification needs it secret)."""
-        import secrets
-
-        secret = noises[pid] is not None and not cfg.reproducible_noise
-        seed = secrets.randbits(62) if secret else _party_seed(cfg, rnd, pid)
+        public = noises[pid] is None or cfg.reproducible_noise
+        seed = noise_seed(_party_seed(cfg, rnd, pid), public)
         # a secret noise stream apart from the sampler's: one seed for both would tie the noise to who was sampled
-        nseed = secrets.randbits(62) if secret else None
+        nseed = None if public else noise_seed(0, False)
         return _local_train(arrays, client_X[pid], text, tcfg, cfg.local_epochs, seed, noises[pid], nseed)[0]
 
     if cfg.engine == "local":
@@ -297,7 +296,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
             "users are disjoint across parties (parallel composition)", "epsilon_target": tcfg.dp_epsilon,
             "delta": delta,
             "noise_multipliers": [round(float(x), 5) for x in noises], "max_grad_norm": tcfg.max_grad_norm,
-            "noise_seeds": "from seed (reproducible_noise)" if cfg.reproducible_noise else "OS entropy, per party",
+            "noise_seed": noise_record(cfg.reproducible_noise) + ("" if cfg.reproducible_noise else ", per party and round"),
             "popularity_prior": None if not tcfg.popularity_prior else {
                 "mechanism": "Gaussian per party, per-user L2 norm 1", "noise_multiplier": tcfg.prior_noise}},
         "max_abs_parameter": round(float(max(np.abs(v).max() for v in final.values())), 4),
