@@ -200,11 +200,34 @@ def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), c
         **(extra_meta or {}),
     }
     if fairness:
-        from longrec.metrics.fairness import fairness_report_files
-
         result["fairness"] = fairness_report_files(recs, truth, users=users, train=train, k=min(ks))
     elif users is not None:
         raise LongrecError("--users on evaluate is for the fairness report: add --fairness.")
     if output is not None:
         _atomic_write(output, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2, default=str)))
     return result
+
+
+def fairness_report_files(recs: PathLike, truth: PathLike, users: PathLike | None = None,
+                          train: PathLike | None = None, k: int = 10, **kw) -> dict:
+    """`longrec.metrics.fairness.fairness_report` from files (what `longrec evaluate --fairness` calls).
+
+    train: training interactions file; if None, the training data is taken from the model
+    directory named in ``RECS.csv.meta.json`` (written by `longrec recommend`), if there is one.
+    """
+    from longrec.data.readers import read_interactions, read_users
+    from longrec.metrics.fairness import fairness_report
+    from longrec.models.base import Recommender
+
+    r = read_recs(recs)
+    t = read_interactions(truth)
+    u = read_users(users) if users is not None else None
+    tr = read_interactions(train) if train is not None else None
+    if tr is None:
+        side = Path(f"{recs}.meta.json")
+        model_dir = json.loads(side.read_text()).get("model_dir") if side.is_file() else None
+        if model_dir and Path(model_dir).is_dir():
+            m = Recommender.load(model_dir)
+            rows = np.repeat(np.arange(m.seen_.shape[0]), np.diff(m.seen_.indptr))
+            tr = pd.DataFrame({"user_id": m.vocab_.users.ids[rows], "item_id": m.vocab_.items.ids[m.seen_.indices]})
+    return fairness_report(r, t, u, tr, k, **kw)

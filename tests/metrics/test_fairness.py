@@ -132,7 +132,7 @@ def test_fairness_report_is_json_and_complete():
 
 
 def test_fairness_report_files(tmp_path, synthetic):
-    from longrec.metrics.fairness import fairness_report_files
+    from longrec.pipeline import fairness_report_files
     from longrec.models.ease import EASE
     from longrec.pipeline import recommend_to_file
 

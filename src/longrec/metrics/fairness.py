@@ -356,31 +356,3 @@ def _jsonable(x):
     if isinstance(x, np.bool_):
         return bool(x)
     return x
-
-
-def fairness_report_files(recs, truth, users=None, train=None, k: int = 10, **kw) -> dict:
-    """`fairness_report` from files (what `longrec evaluate --users FILE --fairness` calls).
-
-    train: training interactions file; if None, the training data is taken from the model
-    directory named in ``RECS.meta.json`` (written by `longrec recommend`), if there is one.
-    """
-    import json
-    from pathlib import Path
-
-    from longrec.data.readers import read_interactions, read_users
-    from longrec.pipeline import read_recs
-
-    r = read_recs(recs)
-    t = read_interactions(truth)
-    u = read_users(users) if users is not None else None
-    tr = read_interactions(train) if train is not None else None
-    if tr is None:
-        side = Path(f"{recs}.meta.json")
-        model_dir = json.loads(side.read_text()).get("model_dir") if side.is_file() else None
-        if model_dir and Path(model_dir).is_dir():
-            from longrec.models.base import Recommender
-
-            m = Recommender.load(model_dir)
-            rows = np.repeat(np.arange(m.seen_.shape[0]), np.diff(m.seen_.indptr))
-            tr = pd.DataFrame({"user_id": m.vocab_.users.ids[rows], "item_id": m.vocab_.items.ids[m.seen_.indices]})
-    return fairness_report(r, t, u, tr, k, **kw)
