@@ -1,5 +1,5 @@
-"""The language-model recommenders (lm-seq, lm-twotower, blend): the shared conformance suite
-run on them (before they are registered) plus their own behaviour.
+"""The language-model recommenders (lm-seq, lm-twotower, blend): their own behaviour (the shared
+conformance suite runs on them through the registry, in test_conformance.py).
 
 Fast tests use the `hash` text encoder (no language model); one slow test runs the real
 packaged MiniLM encoder; the realdata test trains lm-seq on ml-100k P2.
@@ -11,50 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tests.models.test_conformance as conf
 from longrec.data.dataset import Dataset
 from longrec.errors import ConfigError
 from longrec.models import Recommender, get_model_class
-from longrec.models import registry
 from tests.conftest import make_synthetic
+from tests.models.test_conformance import FAST_CONFIGS as FAST
 
-LM_MODELS = {
-    "lm-seq": "longrec.models.lm_seq:LMSeq",
-    "lm-twotower": "longrec.models.lm_twotower:LMTwoTower",
-    "blend": "longrec.models.blend:Blend",
-}
-_SEQ_FAST = {"encoder": "hash", "epochs": 3, "dim": 16, "n_layers": 1, "n_heads": 1, "max_len": 10, "num_threads": 1}
-_TT_FAST = {"encoder": "hash", "epochs": 3, "dim": 16, "num_threads": 1}
-FAST = {
-    "lm-seq": _SEQ_FAST,
-    "lm-twotower": _TT_FAST,
-    "blend": {"models": [{"name": "ease", "config": {"tune_l2": False, "l2": 10.0}},
-                         {"name": "lm-seq", "config": _SEQ_FAST}], "weight_step": 0.25},
-}
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch):
-    for k, v in LM_MODELS.items():
-        monkeypatch.setitem(registry.MODELS, k, v)
-        monkeypatch.setitem(conf.FAST_CONFIGS, k, FAST[k])
-
-
-# ------------------------------------------------------------------ the conformance suite, on these models
-@pytest.fixture(params=list(LM_MODELS))
-def name(request):
-    return request.param
-
-
-@pytest.fixture
-def fitted(name, synthetic):
-    train, valid = synthetic
-    return get_model_class(name)(FAST[name]).fit(train, valid)
-
-
-for _n in dir(conf):
-    if _n.startswith("test_"):
-        globals()[_n] = getattr(conf, _n)
+_SEQ_FAST = FAST["lm-seq"]
+_TT_FAST = FAST["lm-twotower"]
 
 
 # ------------------------------------------------------------------ lm-seq
