@@ -52,7 +52,7 @@ def tune(configs: list[dict], model: dict, settings: str, dataset: str = "ml-100
             rep = run_federated(cfg, split=split)
             row = {"dataset": dataset, "setting": SETTINGS[key][0], "rounds": cfg.rounds, "model": m,
                    "valid_curve": [v[1] for v in rep["valid_curve"]], "best_valid": max(v[1] for v in rep["valid_curve"])}
-            with open(RESULTS / "federated_dp_tuning.jsonl", "a") as f:
+            with open(RESULTS / "tuning" / "federated_dp_tuning.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
 
@@ -73,7 +73,7 @@ def main() -> None:
                     "number, or per setting as 4:0.03,21:0.1")
     ap.add_argument("--tune", default=None, help='valid-only runs: a JSON list of {"rounds": R, "model": {...}} '
                     "overrides, each trained on the --settings with engine local and the --dp-epsilon model; "
-                    "appends the valid curves to bench/results/federated_dp_tuning.jsonl")
+                    "appends the valid curves to bench/results/tuning/federated_dp_tuning.jsonl")
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
     ap.add_argument("--out", default="federated")
     a = ap.parse_args()

@@ -63,7 +63,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"name": "ease"}, {"name": "lm-linear-dp", "config": _LIN}, {"name": "bpr", "config": {"num_threads": 1}}],
         "weight_step": 0.05}),
     # with the history as extra profile coordinates (item_weight): a joint item-item + text ridge model;
-    # config chosen on P1 valid (`tune --model lm-linear-dp`, bench/results/lm_accuracy_tuning.jsonl)
+    # config chosen on P1 valid (`tune --model lm-linear-dp`, bench/results/tuning/lm_accuracy_tuning.jsonl)
     "lm-linear-dp:items": ("lm-linear-dp", _LINI := {"dim": 256, "l2": 20.0, "clip": 2.0, "bias": 2.0,
                                                      "item_weight": 4.0}),
     "blend:ease+lm-linear-dp:items+lm-linear-dp+bpr": ("blend", {"models": [
@@ -216,7 +216,7 @@ def tune(protocol: str, model_name: str, configs: list[dict], seed: int = 0) -> 
                     "s": round(time.perf_counter() - t0, 1), "seconds_to_best": m.fit_info_.get("seconds_to_best"),
                     "text_seconds": m.fit_info_.get("text_seconds"), "load_avg_1m": os.getloadavg()[0],
                     "curve": [c[1] for c in m.fit_info_.get("valid_curve", [])]})
-        with open(RESULTS / "lm_accuracy_tuning.jsonl", "a") as f:
+        with open(RESULTS / "tuning" / "lm_accuracy_tuning.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
         out.append(row)

@@ -42,7 +42,7 @@ PRIVATE_BY_DATASET = {"ml-1m": {**PRIVATE, "batch_size": 2048, "epochs": 100}}
 
 # lm-linear-dp (sufficient-statistics perturbation): each setting chosen by `--tune` on valid
 # NDCG@10, the private ones by the mean over 3 noise seeds at that epsilon (its ridge penalty
-# has to grow with the noise); bench/results/privacy_linear_tuning.jsonl holds every grid point
+# has to grow with the noise); bench/results/tuning/privacy_linear_tuning.jsonl holds every grid point
 LINEAR = {
     "ml-100k": {"inf": {"dim": 256, "l2": 10.0, "clip": 2.0, "bias": 0.5},
                 8.0: {"dim": 16, "l2": 10.0, "clip": 0.5, "bias": 0.5},
@@ -56,7 +56,7 @@ LINEAR = {
 
 
 # lm-seq-dp (DP-SGD on the sequential transformer, ml-100k P2): the private config chosen by
-# `--tune` on P2 valid at epsilon 8 (bench/results/privacy_seq_tuning.jsonl); inf is plain lm-seq
+# `--tune` on P2 valid at epsilon 8 (bench/results/tuning/privacy_seq_tuning.jsonl); inf is plain lm-seq
 SEQ = {"inf": {"encoder": "default", "num_threads": 1},
        8.0: {"encoder": "default", "num_threads": 1, "dp_lr": 0.01}}
 
@@ -103,7 +103,7 @@ def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None 
     l2s = (3.0, 10.0, 30.0, 100.0) if big else (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
     g = grid_override or {}  # to widen a grid whose best point sits on its edge
     grid = itertools.product(g.get("dim", dims), g.get("l2", l2s), g.get("clip", clips), (0.5,))
-    out = RESULTS / "privacy_linear_tuning.jsonl"
+    out = RESULTS / "tuning" / "privacy_linear_tuning.jsonl"
     rows = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
     done = {(json.dumps(r["config"], sort_keys=True), k) for r in rows if r["dataset"] == dataset
             for k in r if k.startswith("valid_eps") and k.endswith("_mean")}
@@ -125,7 +125,7 @@ def tune_linear(dataset: str, eps_list: list[float], grid_override: dict | None 
 
 def tune_seq(eps_list: list[float], configs: list[dict]) -> None:
     """Valid-only runs of lm-seq-dp on ml-100k P2 (seed 0; one config is minutes of DP-SGD):
-    appends {config, epsilon, valid NDCG@10, seconds} to bench/results/privacy_seq_tuning.jsonl."""
+    appends {config, epsilon, valid NDCG@10, seconds} to bench/results/tuning/privacy_seq_tuning.jsonl."""
     from longrec.data.registry import load_split
     from longrec.privacy.sequential import DPLMSeq
 
@@ -138,7 +138,7 @@ def tune_seq(eps_list: list[float], configs: list[dict]) -> None:
             row = {"dataset": "ml-100k", "protocol": "p2", "config": cfg, "valid": m.fit_info_["valid_ndcg@10"],
                    "epsilon_spent": m.privacy_["epsilon_spent"], "noise_multiplier": m.privacy_["noise_multiplier"],
                    "seconds": round(time.perf_counter() - t0, 1), "load_avg_1m": os.getloadavg()[0]}
-            with open(RESULTS / "privacy_seq_tuning.jsonl", "a") as f:
+            with open(RESULTS / "tuning" / "privacy_seq_tuning.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
 
@@ -266,7 +266,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k (published P1 split) or ml-1m (P1 computed)")
     ap.add_argument("--model", default="lm-twotower-dp", choices=["lm-twotower-dp", "lm-linear-dp", "lm-seq-dp"])
     ap.add_argument("--tune", action="store_true", help="lm-linear-dp: the valid-only grid at the --eps values "
-                    "(appends to bench/results/privacy_linear_tuning.jsonl)")
+                    "(appends to bench/results/tuning/privacy_linear_tuning.jsonl)")
     ap.add_argument("--grid", default="{}", help='with --tune: JSON lists replacing the default grid, '
                     'e.g. {"dim": [128, 256], "l2": [1, 3]}; lm-seq-dp: a JSON list of configs')
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)

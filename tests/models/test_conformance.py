@@ -23,6 +23,7 @@ FAST_CONFIGS = {
               "weight_step": 0.25},
     "lm-twotower-dp": {"encoder": "hash", "epochs": 3, "batch_size": 8, "num_threads": 1},
     "lm-linear-dp": {"encoder": "hash"},
+    "lm-linear": {"encoder": "hash"},
     # the private path (DP-SGD) when Opacus's accountant is installed, plain lm-seq otherwise
     "lm-seq-dp": {**_SEQ, "dp_epochs": 2, "dp_batch_size": 16,
                   **({"dp_epsilon": 8.0, "reproducible_noise": True}

@@ -15,13 +15,15 @@ MODELS: dict[str, str] = {
     "lm-twotower": "longrec.models.lm_twotower:LMTwoTower",
     "blend": "longrec.models.blend:Blend",
     "lm-twotower-dp": "longrec.privacy.twotower:DPTwoTower",
+    "lm-linear": "longrec.privacy.linear:LMLinear",
     "lm-linear-dp": "longrec.privacy.linear:DPLinear",
     "lm-seq-dp": "longrec.privacy.sequential:DPLMSeq",
 }
 
 #: `longrec train --model NAME --dp-epsilon E` trains NAME's private variant
 DP_VARIANTS: dict[str, str] = {"lm-twotower": "lm-twotower-dp", "lm-twotower-dp": "lm-twotower-dp",
-                               "lm-linear-dp": "lm-linear-dp", "lm-seq": "lm-seq-dp", "lm-seq-dp": "lm-seq-dp"}
+                               "lm-linear": "lm-linear-dp", "lm-linear-dp": "lm-linear-dp",
+                               "lm-seq": "lm-seq-dp", "lm-seq-dp": "lm-seq-dp"}
 
 
 def available_models() -> list[str]:

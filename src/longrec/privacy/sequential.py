@@ -36,7 +36,7 @@ from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
 
 
 class DPLMSeqConfig(LMSeqConfig):
-    # dp_* defaults: the epsilon = 8 choice on ml-100k P2 valid (bench/results/privacy_seq_tuning.jsonl)
+    # dp_* defaults: the epsilon = 8 choice on ml-100k P2 valid (bench/results/tuning/privacy_seq_tuning.jsonl)
     dp_epsilon: float | None = Field(None, gt=0, description="target epsilon; None = plain lm-seq training")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
     max_grad_norm: float = Field(1.0, gt=0, description="per-user gradient clipping norm C")
