@@ -20,6 +20,7 @@ import pandas as pd
 
 from longrec.errors import ModelError
 from longrec.lm.encoders import l2_normalize
+from longrec.topk import topk
 
 VECTORS_FILE = "item_vectors.safetensors"
 IDS_FILE = "item_ids.parquet"
@@ -115,15 +116,9 @@ class ItemIndex:
         scores = q @ sub.T  # (m, n_allowed)
         out_pos = np.empty((m, kk), dtype=np.int64)
         out_sc = np.empty((m, kk), dtype=np.float32)
-        for r in range(m):
-            s = scores[r]
-            top = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
-            # ties at the boundary: take every item scoring >= the k-th best, then sort stably
-            thresh = s[top].min()
-            top = np.flatnonzero(s >= thresh)
-            order = np.lexsort((top, -s[top]))[:kk]
-            out_pos[r] = cols[top[order]]
-            out_sc[r] = s[top[order]]
+        top, vals = topk(scores, kk)  # ties -> lower position
+        out_pos[:] = cols[top]
+        out_sc[:] = vals
         return self.item_ids[out_pos], out_sc
 
     def search_df(self, query_vecs: np.ndarray, k: int = 10, candidates=None, exclude=None,

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from longrec.data.dataset import Dataset
 from longrec.data.vocab import Vocabulary
 from longrec.errors import ConfigError, LongrecError, ModelError
+from longrec.topk import topk
 
 RECS_COLUMNS = ["user_id", "item_id", "rank", "score"]
 
@@ -324,14 +325,8 @@ class Recommender:
         if exclude_seen and len(hist.indices):
             rows = np.repeat(np.arange(len(hist)), hist.lengths())
             s[rows, hist.indices] = -np.inf
-        kk = min(k, s.shape[1])
-        if s.shape[1] <= 50_000:
-            top = np.argsort(-s, axis=1, kind="stable")[:, :kk]  # exact ties -> lower item index first
-        else:
-            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-            vals = np.take_along_axis(s, part, 1)
-            top = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), 1)
-        vals = np.take_along_axis(s, top, 1)
+        top, vals = topk(s, k)  # exact ties -> lower item index first
+        kk = top.shape[1]
         valid = np.isfinite(vals)
         r = np.broadcast_to(np.arange(1, kk + 1), top.shape)
         return pd.DataFrame({

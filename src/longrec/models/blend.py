@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.topk import topk
 
 
 class Member(BaseModel):
@@ -101,9 +102,7 @@ class Blend(Recommender):
             w = np.asarray(combo, dtype=np.float32) / steps
             s = sum(wk * Sk for wk, Sk in zip(w, S) if wk > 0)
             s[seen_r, hist.indices] = -np.inf
-            top = np.argpartition(-s, 10, axis=1)[:, :10]
-            order = np.lexsort((top, -np.take_along_axis(s, top, 1)), axis=1)  # ties: lower index first
-            top = np.take_along_axis(top, order, 1)
+            top, _ = topk(s, 10)  # ties: lower index first
             gains = np.take_along_axis(R, top, 1) @ disc
             ndcg = float(np.where(n_rel > 0, gains / idcg, 0.0)[n_rel > 0].mean())
             results.append((ndcg, tuple(float(x) for x in w)))

@@ -21,16 +21,13 @@ import pandas as pd
 from longrec.simulate.config import PolicySettings
 from longrec.simulate.users import UserState
 from longrec.simulate.world import World
+from longrec.topk import topk
 
 
 def topk_rows(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest finite scores per row, best first; -1 pads rows with fewer."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    top = np.take_along_axis(part, order, 1)
-    return np.where(np.isfinite(np.take_along_axis(vals, order, 1)), top, -1)
+    top, vals = topk(scores, k)
+    return np.where(np.isfinite(vals), top, -1)
 
 
 def _random_unconsumed(rng: np.random.Generator, state: UserState, users: np.ndarray, k: int,
