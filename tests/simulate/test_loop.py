@@ -100,5 +100,6 @@ def test_incremental_jaccard_matches_brute_force(syn_dir, syn_world):
 
 
 def test_gini_matches_metrics_definition():
-    assert gini(np.array([1.0, 1.0, 1.0]))[0] == pytest.approx(0.0)
-    assert gini(np.array([0.0, 0.0, 5.0]))[0] == pytest.approx(2 / 3)
+    rows = gini(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 5.0], [0.0, 0.0, 0.0]]))  # one Gini per row
+    assert rows[0] == pytest.approx(0.0) and rows[1] == pytest.approx(2 / 3) and np.isnan(rows[2])
+    assert gini(np.array([0.0, 0.0, 5.0])) == pytest.approx(2 / 3)

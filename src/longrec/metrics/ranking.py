@@ -166,15 +166,20 @@ def _accuracy(p: _Prepared, k: int) -> dict[str, np.ndarray]:
         }
 
 
-def _gini(x: np.ndarray) -> float:
-    """Gini index of non-negative exposures x (all catalogue items, zeros included)."""
-    n = len(x)
-    total = float(x.sum())
-    if n == 0 or total == 0:
-        return float("nan")
-    xs = np.sort(x).astype(np.float64)
+def gini(x: np.ndarray) -> float | np.ndarray:
+    """Gini index of non-negative exposures (all catalogue items, zeros included): a float for a
+    1-D array, one value per row for a 2-D array; NaN where the total is 0."""
+    a = np.asarray(x, dtype=np.float64)
+    rows = np.sort(np.atleast_2d(a), axis=1)
+    n = rows.shape[1]
+    tot = rows.sum(1)
     j = np.arange(1, n + 1, dtype=np.float64)
-    return float(((2 * j - n - 1) * xs).sum() / (n * total))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = np.where((tot > 0) & (n > 0), ((2 * j - n - 1) * rows).sum(1) / (n * tot), np.nan)
+    return float(g[0]) if a.ndim == 1 else g
+
+
+_gini = gini
 
 
 def _parse_metrics(metrics: Iterable[str] | None) -> list[str]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from longrec.metrics.ranking import gini
 from longrec.simulate.users import UserState
 from longrec.simulate.world import World
 
@@ -40,16 +41,6 @@ METRICS = ("utility", "oracle_utility", "random_utility", "utility_vs_oracle", "
            "active", "return_rate", "jaccard_consumed", "jaccard_shown", "inter_diversity", "intra_diversity",
            "exposure_gini", "coverage", "novelty", "consumed_popularity", "rec_popularity", "calibration_kl")
 _EPS = 1e-12
-
-
-def gini(x: np.ndarray) -> np.ndarray:
-    """Gini of each row (zeros included), as longrec.metrics.ranking's Gini@K."""
-    x = np.sort(np.atleast_2d(x).astype(np.float64), axis=1)
-    n = x.shape[1]
-    j = np.arange(1, n + 1)
-    tot = x.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tot > 0, ((2 * j - n - 1) * x).sum(1) / (n * tot), np.nan)
 
 
 class MetricTracker:
