@@ -88,19 +88,19 @@ def test_lm_seq_text_initialised_ids_and_options(synthetic, tmp_path):
     (items with similar text start close); the options train and round-trip."""
     import torch
 
-    from longrec.models.lm_seq import _build_net
+    from longrec.models.lm_seq_net import SeqNet
 
     train, valid = synthetic
     m = _seq(epochs=1).fit(train, valid)
     text = m.net_.text[1:].numpy()
-    net = _build_net(len(text), text, m.config.model_copy(update={"id_init": "text"}))
+    net = SeqNet(m.config.model_copy(update={"id_init": "text"}), len(text), text)
     ids = net.ids.weight.detach().numpy()
     assert np.allclose(ids[0], 0) and ids[1:].std() > 0.01
     # the ID table is a linear image of the centred text: same Gram structure up to rank dim
     tc = text - text.mean(0)
     proj = tc @ np.linalg.lstsq(tc, ids[1:], rcond=None)[0]
     assert np.allclose(proj, ids[1:], atol=1e-4)
-    zero = _build_net(len(text), text, m.config)
+    zero = SeqNet(m.config, len(text), text)
     assert torch.count_nonzero(zero.ids.weight) == 0
     for n, kw in enumerate(({"mode": "id-only", "id_init": "text"}, {"text_norm": True, "id_dropout": 0.5},
                             {"text_adapter": "mlp"}, {"text_adapter": "moe", "moe_experts": 3})):
@@ -225,10 +225,11 @@ def test_lm_seq_dropout_and_attention_modules():
     in eval mode; the training attention path (spelled out, for dropout) equals the fused
     inference kernel when dropout is off, and matches nn.MultiheadAttention's layout."""
     import torch
-    from longrec.models.lm_seq import LMSeqConfig, _build_net
+    from longrec.models.lm_seq import LMSeqConfig
+    from longrec.models.lm_seq_net import SeqNet
 
     torch.manual_seed(0)
-    net = _build_net(5, None, LMSeqConfig(mode="id-only", dim=16, n_heads=2, dropout=0.25, max_len=6))
+    net = SeqNet(LMSeqConfig(mode="id-only", dim=16, n_heads=2, dropout=0.25, max_len=6), 5, None)
     drop = net.drop
     x = torch.ones(200, 50)
     net.train()

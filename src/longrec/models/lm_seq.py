@@ -1,7 +1,8 @@
 """lm-seq: a SASRec-style sequential transformer whose item embeddings start from a language
 model (Kang & McAuley, ICDM 2018; text-initialised items as in UniSRec/Recformer-style work).
 
-Everything lives in this one file: the config, the torch modules, training and scoring.
+The config, training and scoring live here; the torch modules in longrec.models.lm_seq_net
+(imported lazily).
 
 Item table  e_i = W · t_i + id_i        (mode "lm+id", the default)
             e_i = W · t_i               (mode "text-only": no per-item parameters)
@@ -70,154 +71,6 @@ class LMSeqConfig(ModelConfig):
     max_seconds: float | None = Field(None, gt=0, description="stop training after this long")
     num_threads: int = Field(2, ge=1)
     progress: bool = False
-
-
-# ============================================================================ modules
-def _build_net(n_items: int, text: np.ndarray | None, cfg: LMSeqConfig):
-    """The torch module; `text` is the (n_items, d_text) frozen LM matrix (None for id-only).
-    Row 0 of every item table is padding."""
-    import torch
-    from torch import nn
-
-    import torch.nn.functional as F
-
-    rng = np.random.default_rng([cfg.seed, 1])  # dropout masks: a stream apart from the batch order
-
-    class Dropout(nn.Module):
-        """Inverted dropout with masks from numpy's PCG64 bytes (keep probability rounded to
-        1/256): torch's CPU bernoulli_ draws one Mersenne-Twister number per element and
-        took a quarter of the training time."""
-
-        def __init__(self, p: float) -> None:
-            super().__init__()
-            self.p, self.thr = p, max(1, round(256 * (1 - p)))
-
-        def forward(self, x):
-            if not self.training or self.thr >= 256:  # p < 1/512 rounds to no dropout
-                return x
-            keep = torch.frombuffer(bytearray(rng.bytes(x.numel())), dtype=torch.uint8).view(x.shape) < self.thr
-            return x * (keep.to(x.dtype) * (256.0 / self.thr))
-
-    class Attention(nn.Module):
-        """Causal multi-head self-attention; parameters named as nn.MultiheadAttention's (so
-        older artifacts load). Inference runs the fused scaled_dot_product_attention kernel;
-        training spells it out to apply the dropout above to the attention weights."""
-
-        def __init__(self, d: int, heads: int, p: float) -> None:
-            super().__init__()
-            self.heads, self.drop = heads, Dropout(p)
-            self.explicit = False  # lm-seq-dp: vmap has no batching rule for the fused kernel's backward
-            self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
-            self.in_proj_bias = nn.Parameter(torch.zeros(3 * d))
-            self.out_proj = nn.Linear(d, d)
-            nn.init.xavier_uniform_(self.in_proj_weight)
-            nn.init.zeros_(self.out_proj.bias)
-
-        def forward(self, x):
-            B, L, D = x.shape
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, L, 3, self.heads, D // self.heads)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)
-            if (self.training and self.drop.thr < 256) or self.explicit:
-                a = (q @ k.transpose(-1, -2)) * (D // self.heads) ** -0.5
-                a = a.masked_fill(torch.triu(torch.ones(L, L, dtype=torch.bool), diagonal=1), float("-inf"))
-                o = self.drop(a.softmax(-1)) @ v
-            else:
-                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.out_proj(o.transpose(1, 2).reshape(B, L, D))
-
-    class Block(nn.Module):
-        def __init__(self, d: int, heads: int, p: float) -> None:
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.attn = Attention(d, heads, p)
-            self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), Dropout(p), nn.Linear(cfg.ff_mult * d, d))
-            self.drop = Dropout(p)
-
-        def forward(self, x):
-            x = x + self.drop(self.attn(self.ln1(x)))
-            return x + self.drop(self.ff(self.ln2(x)))
-
-    class MoEAdapter(nn.Module):
-        """UniSRec's adaptor (Hou et al., KDD 2022): a softmax-gated sum of parametric whitening
-        experts (t - b_k) W_k."""
-
-        def __init__(self, dt: int, d: int, k: int) -> None:
-            super().__init__()
-            self.b = nn.Parameter(torch.zeros(k, dt))
-            self.W = nn.Parameter(torch.randn(k, dt, d) * dt ** -0.5)
-            self.gate = nn.Linear(dt, k)
-
-        def forward(self, t):
-            g = self.gate(t).softmax(-1)                                        # (n, k)
-            e = torch.einsum("nkt,ktd->nkd", t.unsqueeze(1) - self.b, self.W)   # (n, k, d)
-            return (g.unsqueeze(-1) * e).sum(1)
-
-    class SeqNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            d = cfg.dim
-            self.use_text = cfg.mode != "id-only"
-            self.use_id = cfg.mode != "text-only"
-            if self.use_text:
-                t = torch.zeros(n_items + 1, text.shape[1])
-                t[1:] = torch.from_numpy(text)
-                self.register_buffer("text", t)
-                dt = text.shape[1]
-                if cfg.text_adapter == "mlp":
-                    self.proj = nn.Sequential(nn.Linear(dt, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-                elif cfg.text_adapter == "moe":
-                    self.proj = MoEAdapter(dt, d, cfg.moe_experts)
-                else:
-                    self.proj = nn.Linear(dt, d)
-                self.text_ln = nn.LayerNorm(d) if cfg.text_norm else None
-            if self.use_id:
-                self.ids = nn.Embedding(n_items + 1, d, padding_idx=0)
-                init = cfg.id_init if not (cfg.id_init == "zero" and not self.use_text) else "normal"
-                if init == "text" and text is not None:
-                    # LM-initialised IDs: the top `d` principal components of the text embeddings
-                    tc = text - text.mean(0, keepdims=True)
-                    u, sv, _ = np.linalg.svd(tc, full_matrices=False)
-                    pc = (u[:, :d] * sv[:d]).astype(np.float32)
-                    pc = pc / (pc.std() + 1e-8) * 0.05
-                    w = torch.zeros(n_items + 1, d)
-                    w[1:, :pc.shape[1]] = torch.from_numpy(pc)
-                    with torch.no_grad():
-                        self.ids.weight.copy_(w)
-                else:
-                    # with text and id_init "zero", IDs start at zero: the text carries the item
-                    # at first, IDs learn the residual
-                    nn.init.normal_(self.ids.weight, std=0.0 if init == "zero" else 0.05)
-                    with torch.no_grad():
-                        self.ids.weight[0] = 0.0
-            self.pos = nn.Embedding(cfg.max_len, d)
-            nn.init.normal_(self.pos.weight, std=0.02)
-            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers))
-            self.ln = nn.LayerNorm(d)
-            self.drop = Dropout(cfg.dropout)
-
-        def item_table(self, keep=None):
-            """(n_items + 1, d); `keep` (n_items + 1, 1) in {0, 1} drops ID parts in training."""
-            e = 0
-            if self.use_text:
-                e = self.proj(self.text)
-                if self.text_ln is not None:
-                    e = self.text_ln(e)
-                e = e - e[0]  # the padding row maps to zero (no bias leak into row 0)
-            if self.use_id:
-                e = e + (self.ids.weight if keep is None else self.ids.weight * keep)
-            return e
-
-        def forward(self, seq, table=None):
-            """seq (B, L) right-padded item indices (+1; 0 = pad) -> hidden states (B, L, d)."""
-            table = self.item_table() if table is None else table
-            L = seq.shape[1]
-            x = table[seq] * (cfg.dim ** 0.5) + self.pos.weight[:L]
-            x = self.drop(x)
-            for b in self.blocks:
-                x = b(x)
-            return self.ln(x)
-
-    return SeqNet()
 
 
 def _fused_linear_cross_entropy():
@@ -311,7 +164,9 @@ class LMSeq(Recommender):
         t0 = time.perf_counter()
         text = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        self.net_ = _build_net(n_items, text, cfg)
+        from longrec.models.lm_seq_net import SeqNet
+
+        self.net_ = SeqNet(cfg, n_items, text)
         wins = torch.from_numpy(self._windows(X))
         opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # the softmax runs over items seen in training only: pushing never-seen items down
@@ -408,6 +263,8 @@ class LMSeq(Recommender):
 
         n_items = len(self.vocab_.items)
         text = t["net.text"][1:] if "net.text" in t else None
-        self.net_ = _build_net(n_items, text, self.config)
+        from longrec.models.lm_seq_net import SeqNet
+
+        self.net_ = SeqNet(self.config, n_items, text)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("net.")})
         self._finish()

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from longrec.models.base import HistoryBatch
-from longrec.models.lm_seq import LMSeq, LMSeqConfig, _build_net
+from longrec.models.lm_seq import LMSeq, LMSeqConfig
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
 
 
@@ -119,10 +119,11 @@ class DPLMSeq(LMSeq):
         t0 = time.perf_counter()
         text = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        net = _build_net(X.shape[1], text, cfg.model_copy(update={"dropout": 0.0}))
-        net.eval()  # no dropout
-        for b in net.blocks:
-            b.attn.explicit = True
+        from longrec.models.lm_seq_net import SeqNet
+
+        # no dropout; attention spelled out: vmap has no batching rule for the fused kernel's backward
+        net = SeqNet(cfg.model_copy(update={"dropout": 0.0}), X.shape[1], text, explicit_attention=True)
+        net.eval()
         self.net_ = net
         wins = torch.from_numpy(self._last_windows(self.seen_, cfg.max_len + 1)[0])  # one window per user
         wins = wins[(wins > 0).sum(1) >= 2]  # a user needs a next item to contribute a gradient
@@ -164,7 +165,7 @@ class DPLMSeq(LMSeq):
                 named[k].grad = v
             opt.step()
         for b in net.blocks:
-            b.attn.explicit = False
+            b.attn.explicit = False  # inference: the fused kernel
         self.fit_info_["train_seconds"] = round(time.perf_counter() - t1, 1)
         from opacus.accountants import PRVAccountant, RDPAccountant
         acc = RDPAccountant() if cfg.accountant == "rdp" else PRVAccountant()
