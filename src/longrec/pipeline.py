@@ -69,11 +69,13 @@ def read_dataset_files(train: PathLike, items: PathLike | None = None, users: Pa
 def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
                      items: PathLike | None = None, users: PathLike | None = None,
                      config: PathLike | dict | None = None, seed: int | None = None,
-                     meta: dict | None = None, dp_epsilon: float | None = None):
+                     meta: dict | None = None, dp_epsilon: float | None = None,
+                     workers: int | None = None, ray_address: str | None = None):
     """Train `model` on the files, save it to `out`, return the fitted model.
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
-    `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`)."""
+    `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`).
+    workers, ray_address: data-parallel training on Ray Train (models with a `workers` setting)."""
     from longrec.data.readers import read_interactions
     from longrec.models.registry import DP_VARIANTS, get_model_class
 
@@ -87,6 +89,14 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
                               f"{' or '.join(sorted(DP_VARIANTS))} with --dp-epsilon.")
         cfg["dp_epsilon"] = dp_epsilon
     klass = get_model_class(model)
+    if workers is not None or ray_address is not None:
+        if "workers" not in klass.Config.model_fields:
+            raise ConfigError(f"model {model!r} trains in one process; --workers and --ray-address are "
+                              "available for lm-seq.")
+        if workers is not None:
+            cfg["workers"] = workers
+        if ray_address is not None:
+            cfg["ray_address"] = ray_address
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read

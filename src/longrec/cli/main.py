@@ -27,13 +27,18 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the config)"),
     dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
                                                help="user-level differential privacy at this ε (lm-twotower, lm-linear-dp, lm-seq)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="data-parallel training processes on Ray Train (lm-seq)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                              help="Ray cluster to train on (default: a local Ray)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
-                             config=config, seed=seed, dp_epsilon=dp_epsilon)
+                             config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
+                             ray_address=ray_address)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)

@@ -10,13 +10,17 @@ from typing import Any, Callable
 def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[[], float] | None,
                               snapshot: Callable[[], Any], restore: Callable[[Any], None], *,
                               epochs: int, eval_every: int = 1, patience: int = 10,
-                              max_seconds: float | None = None, progress: str | None = None) -> dict:
+                              max_seconds: float | None = None, progress: str | None = None,
+                              agree: Callable[[bool], bool] | None = None) -> dict:
     """Run `run_epoch(epoch)` up to `epochs` times. Every `eval_every` epochs (and after the last
     one, or when `max_seconds` has passed) `score()` is taken; `snapshot()` keeps the best state
     and training stops after `patience` checks without improvement. The best state is put back
     with `restore`. `score=None` trains all epochs without checks. Returns the fit_info entries:
     train_seconds, and with checks best_epoch, valid_ndcg@10 (6 decimals), seconds_to_best and
-    valid_curve [(epoch, score, seconds)]."""
+    valid_curve [(epoch, score, seconds)].
+
+    agree: data-parallel workers must stop together; `agree(out_of_time)` returns the first
+    worker's value to every worker (score() must likewise return the same value everywhere)."""
     best, best_state, bad, curve = -1.0, None, 0, []
     t0 = time.perf_counter()
     it = range(epochs)
@@ -27,6 +31,8 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
         run_epoch(epoch)
         last = epoch + 1 == epochs
         out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if agree is not None:
+            out_of_time = agree(out_of_time)
         if score is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time):
             s = score()
             curve.append((epoch + 1, round(s, 6), round(time.perf_counter() - t0, 1)))

@@ -69,7 +69,10 @@ class LMSeqConfig(ModelConfig):
     eval_every: int = Field(1, ge=1)
     patience: int = Field(10, ge=1, description="validation checks without improvement before stopping")
     max_seconds: float | None = Field(None, gt=0, description="stop training after this long")
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(2, ge=1, description="torch threads (shared among the workers when workers > 1)")
+    workers: int = Field(1, ge=1, description="data-parallel training processes on Ray Train; 1 = this process")
+    ray_address: str | None = Field(None, description="with workers > 1: the Ray cluster to join "
+                                    "(default: a local Ray started for the fit)")
     progress: bool = False
 
 
@@ -153,20 +156,41 @@ class LMSeq(Recommender):
 
     # ---------------------------------------------------------------- training
     def _fit(self, X, train, valid) -> None:
-        import torch
-        import torch.nn.functional as F
-
         cfg = self.config
-        torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        n_items = X.shape[1]
         t0 = time.perf_counter()
         text = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
+        if cfg.workers > 1:
+            from longrec.models._data_parallel import fit_data_parallel
+            from longrec.models.lm_seq_net import SeqNet
+
+            state, info = fit_data_parallel(self, X, valid, text, cfg.workers, cfg.ray_address, cfg.num_threads)
+            self.net_ = SeqNet(cfg, X.shape[1], text)
+            self.net_.load_state_dict(state)
+            self.fit_info_.update(info)
+        else:
+            self.fit_info_.update(self._train(X, valid, text))
+        self._finish()
+
+    def _train(self, X, valid, text, comm=None) -> dict:
+        """The training loop; returns the fit_info entries. `comm` (longrec.models._data_parallel)
+        makes it one of several data-parallel workers: each takes its share of every batch, the
+        gradients are averaged across workers, and the first worker's validation score decides
+        for all. Without it the loop is the plain one-process fit."""
+        import torch
+        import torch.nn.functional as F
+
         from longrec.models.lm_seq_net import SeqNet
 
-        self.net_ = SeqNet(cfg, n_items, text)
+        cfg = self.config
+        rank, world = (comm.rank, comm.world) if comm is not None else (0, 1)
+        torch.set_num_threads(cfg.num_threads if comm is None else comm.threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        n_items = X.shape[1]
+        # every worker starts from the same weights (same torch seed); dropout masks differ per worker
+        net_cfg = cfg if rank == 0 else cfg.model_copy(update={"seed": cfg.seed + 7919 * rank})
+        self.net_ = SeqNet(net_cfg, n_items, text)
         wins = torch.from_numpy(self._windows(X))
         opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # the softmax runs over items seen in training only: pushing never-seen items down
@@ -179,43 +203,49 @@ class LMSeq(Recommender):
         linear_ce = _fused_linear_cross_entropy()
         q = np.power(self.popularity_[warm], 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
+
         def run_epoch(epoch: int) -> None:
             self.net_.train()
-            perm = torch.from_numpy(rng.permutation(len(wins)))
+            perm = torch.from_numpy(rng.permutation(len(wins)))  # the same order on every worker
             for s in range(0, len(perm), cfg.batch_size):
-                w = wins[perm[s:s + cfg.batch_size]]
-                inp, tgt = w[:, :-1], w[:, 1:]
+                w = wins[perm[s:s + cfg.batch_size][rank::world]]  # this worker's share of the batch
                 keep = None
                 if cfg.id_dropout > 0 and self.net_.use_id and self.net_.use_text:
                     keep = (torch.rand(n_items + 1, 1) >= cfg.id_dropout).float()
-                table = self.net_.item_table(keep)
-                h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
-                y = tgt[tgt > 0]                             # (N,) next items (+1)
-                if not sampled:
-                    loss = linear_ce(h, table[warm_rows], remap[y])
-                else:
-                    neg = torch.multinomial(q, cfg.n_negatives, replacement=True)  # positions in `warm`
-                    logq = torch.log(q * cfg.n_negatives)
-                    pos_logit = (h * table[y]).sum(1, keepdim=True) - logq[remap[y], None]
-                    neg_logit = h @ table[warm_rows[neg]].T - logq[neg][None, :]
-                    neg_logit = neg_logit.masked_fill(neg[None, :] == remap[y][:, None], float("-inf"))
-                    logits = torch.cat([pos_logit, neg_logit], 1)
-                    loss = F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
                 opt.zero_grad()
-                loss.backward()
+                if len(w):
+                    inp, tgt = w[:, :-1], w[:, 1:]
+                    table = self.net_.item_table(keep)
+                    h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
+                    y = tgt[tgt > 0]                             # (N,) next items (+1)
+                    if not sampled:
+                        loss = linear_ce(h, table[warm_rows], remap[y])
+                    else:
+                        neg = torch.multinomial(q, cfg.n_negatives, replacement=True)  # positions in `warm`
+                        logq = torch.log(q * cfg.n_negatives)
+                        pos_logit = (h * table[y]).sum(1, keepdim=True) - logq[remap[y], None]
+                        neg_logit = h @ table[warm_rows[neg]].T - logq[neg][None, :]
+                        neg_logit = neg_logit.masked_fill(neg[None, :] == remap[y][:, None], float("-inf"))
+                        logits = torch.cat([pos_logit, neg_logit], 1)
+                        loss = F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
+                    loss.backward()
+                if comm is not None:
+                    comm.average_gradients(self.net_)
                 opt.step()
 
         def score() -> float:
             from longrec.models.validation import valid_ndcg
             self._finish()
-            return valid_ndcg(self, valid)
+            if comm is None:
+                return valid_ndcg(self, valid)
+            return comm.from_first(valid_ndcg(self, valid) if rank == 0 else 0.0)
 
-        info = train_with_early_stopping(
-            run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
+        has_valid = valid is not None if comm is None else comm.has_valid
+        return train_with_early_stopping(
+            run_epoch, score if has_valid else None, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
-            progress="lm-seq epochs" if cfg.progress else None)
-        self.fit_info_.update(info)
-        self._finish()
+            progress="lm-seq epochs" if cfg.progress and rank == 0 else None,
+            agree=None if comm is None else comm.agree)
 
     def _finish(self) -> None:
         """Inference mode; the ID part of items without training interactions is zeroed so

@@ -1,0 +1,123 @@
+"""Data-parallel training of a torch model on Ray Train (lm-seq today).
+
+`fit_data_parallel` runs the model's own training loop (`model._train(X, valid, text, comm)`)
+in N Ray Train workers (torch.distributed over gloo on CPU; Ray Train sets up the process
+group). Every worker starts from the same weights, takes its share of every batch, and the
+gradients are averaged across workers after each backward pass (one all-reduce of the
+flattened gradients), so all workers hold the same weights at every step. Validation is
+exact: the first worker scores the whole validation set and its score — and its clock, for
+`max_seconds` — decide for everyone. The first worker's final (best) weights come back as a
+safetensors checkpoint; the saved model is the same as a one-process fit's.
+
+Ray is an optional dependency (the `sim` extra), imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from longrec.errors import ConfigError
+
+
+@dataclass
+class Communicator:
+    """What a worker's training loop needs from its peers."""
+
+    rank: int
+    world: int
+    threads: int
+    has_valid: bool
+
+    def average_gradients(self, net) -> None:
+        import torch
+        import torch.distributed as dist
+
+        params = [p for p in net.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        start = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[start:start + n].view_as(p).clone()
+            start += n
+
+    def from_first(self, value: float) -> float:
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        dist.broadcast(t, 0)
+        return float(t.item())
+
+    def agree(self, flag: bool) -> bool:
+        return self.from_first(1.0 if flag else 0.0) > 0.5
+
+
+def _worker(config: dict) -> None:
+    import ray.train
+    from safetensors.torch import save_file
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    model = config["model"]
+    comm = Communicator(rank, world, config["threads"], config["valid"] is not None)
+    info = model._train(config["X"], config["valid"] if rank == 0 else None, config["text"], comm)
+    if rank == 0:
+        out = Path(tempfile.mkdtemp(prefix="longrec-dp-"))
+        save_file({k: v.detach().contiguous() for k, v in model.net_.state_dict().items()}, str(out / "net.safetensors"))
+        (out / "fit_info.json").write_text(json.dumps(info, default=float))
+        ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
+    else:
+        ray.train.report({"done": 1})
+
+
+def fit_data_parallel(model, X, valid, text, workers: int, address: str | None, threads: int):
+    """Train `model` (fitted up to its net: vocabulary, histories, popularity) with `workers`
+    Ray Train workers; returns (state_dict of the best weights, fit_info entries)."""
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+    except ImportError:
+        raise ConfigError("workers > 1 trains on Ray Train: install it with pip install 'longrec[sim]' "
+                          "(or 'ray[train]'), or set workers = 1.") from None
+    import torch
+    from safetensors.torch import load_file
+
+    per_worker = max(1, threads // workers)
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    store = Path(tempfile.mkdtemp(prefix="longrec-ray-"))
+    try:
+        free = ray.cluster_resources().get("CPU", 0)
+        if free < workers * per_worker:
+            raise ConfigError(f"workers = {workers} with {per_worker} thread(s) each needs {workers * per_worker} "
+                              f"CPUs; the Ray cluster has {free:g}. Use fewer workers or threads.")
+        trainer = TorchTrainer(
+            _worker,
+            train_loop_config={"model": model, "X": X, "valid": valid, "text": text, "threads": per_worker},
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=torch.cuda.is_available(),
+                                         resources_per_worker={"CPU": per_worker}),
+            run_config=RunConfig(storage_path=str(store), name="fit"),
+        )
+        result = trainer.fit()
+        if result.error is not None or result.checkpoint is None:
+            raise ConfigError(f"data-parallel training failed: {result.error}")
+        with result.checkpoint.as_directory() as d:
+            state = load_file(str(Path(d) / "net.safetensors"))
+            info = json.loads((Path(d) / "fit_info.json").read_text())
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+        if started:
+            ray.shutdown()
+    info["valid_curve"] = [tuple(c) for c in info.get("valid_curve", [])]
+    info["workers"] = workers
+    return state, info
