@@ -83,9 +83,6 @@ class Recommender:
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: whether the model orders histories (sequential models) or treats them as sets
     uses_history: ClassVar[bool] = True
-    #: a private model that can score an empty history from its released parameters serves users
-    #: without history that way, instead of the exact (non-private) training popularity
-    _private_cold_scores: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -127,8 +124,7 @@ class Recommender:
             "fit_info": self.fit_info_,
             **{k: v for k, v in train.meta.items() if k in ("protocol", "split_seed", "dataset")},
         }
-        if hasattr(self, "privacy_"):  # a model with a privacy guarantee records it beside the fit
-            self.meta_["privacy"] = self.privacy_
+        self.meta_.update(self._extra_meta())
         return self
 
     def _fit(self, X: sp.csr_matrix, train: Dataset, valid: Dataset | None) -> None:
@@ -164,10 +160,18 @@ class Recommender:
         data = np.ones(len(i), dtype=np.float32)
         return sp.csr_matrix((data, i.astype(np.int32), indptr), shape=(len(self.vocab_.users), n_items))
 
-    @property
-    def _is_private(self) -> bool:
-        """Whether this fitted model's learned parameters carry a differential-privacy guarantee."""
-        return bool(getattr(self, "privacy_", {}).get("private"))
+    # ------------------------------------------------------------------ hooks for subclasses and mixins
+    def _extra_meta(self) -> dict[str, Any]:
+        """Entries a model adds to meta.json after fit (e.g. a privacy guarantee)."""
+        return {}
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        """Read back what `_extra_meta` wrote, when a model directory is loaded (before `_set_state`)."""
+
+    def _cold_user_scores(self, own: np.ndarray) -> np.ndarray:
+        """Scores for users with neither training interactions nor a history; `own` holds the
+        model's own scores for them. Default: the training popularity."""
+        return self.popularity_
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
@@ -272,9 +276,9 @@ class Recommender:
             raise LongrecError(f"{int(cold.sum())} user(s) are unknown to the model and have no history; "
                                "pass their history, or use on_unknown_user='popular'.")
         s = np.asarray(self._score(uidx, hist), dtype=np.float32)
-        if cold.any() and not (self._private_cold_scores and self._is_private):
+        if cold.any():
             s = s if s.flags.writeable else s.copy()
-            s[cold] = self.popularity_
+            s[cold] = self._cold_user_scores(s[cold])
         return s
 
     def recommend(self, users=None, histories=None, k: int = 10, exclude_seen: bool = True,
@@ -383,8 +387,7 @@ class Recommender:
         model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
         model.meta_ = meta
         model.fit_info_ = meta.get("fit_info", {})
-        if "privacy" in meta:
-            model.privacy_ = meta["privacy"]
+        model._restore_meta(meta)
         try:
             indptr, indices = tensors.pop("_seen_indptr"), tensors.pop("_seen_indices")
             model.seen_ = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))

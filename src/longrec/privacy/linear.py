@@ -52,6 +52,7 @@ from pydantic import Field, model_validator
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
+from longrec.privacy.guarantee import PrivacyGuarantee
 
 
 class DPLinearConfig(ModelConfig):
@@ -126,13 +127,12 @@ def sufficient_statistics(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: fl
     return P.T @ P, np.asarray((Xh.T @ P).T)
 
 
-class DPLinear(Recommender):
+class DPLinear(PrivacyGuarantee, Recommender):
     """Closed-form linear model over LM item embeddings with optional user-level DP
     (sufficient-statistics perturbation); see the module docstring."""
 
     name = "lm-linear-dp"
     Config = DPLinearConfig
-    _private_cold_scores = True  # an empty history has profile [0; β]: the released popularity row
 
     def _profiles(self, X: sp.csr_matrix) -> np.ndarray:
         return profiles(X, self.T_, self.config.clip, self.config.bias, self.config.item_weight)

@@ -33,6 +33,7 @@ from pydantic import Field
 from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
+from longrec.privacy.guarantee import PrivacyGuarantee
 
 
 class DPLMSeqConfig(LMSeqConfig):
@@ -64,12 +65,11 @@ def noisy_mean(per_sample: dict, max_norm: float, sigma: float, denom: float, ge
     return out
 
 
-class DPLMSeq(LMSeq):
+class DPLMSeq(PrivacyGuarantee, LMSeq):
     """lm-seq with optional user-level DP-SGD; see the module docstring."""
 
     name = "lm-seq-dp"
     Config = DPLMSeqConfig
-    _private_cold_scores = True  # see _score: an empty history is read as the padding token alone
 
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         """A private model scores an empty history from its DP-trained weights alone: the net's
@@ -79,7 +79,7 @@ class DPLMSeq(LMSeq):
 
         out = super()._score(users, hist)
         empty = np.flatnonzero(hist.lengths() == 0)
-        if len(empty) and self._is_private:
+        if len(empty) and self.is_private:
             with torch.no_grad():
                 h = self.net_(torch.zeros((1, 1), dtype=torch.long), self._table)[0, 0]
                 out[empty] = (h @ self._table[1:].T).numpy()
@@ -190,7 +190,7 @@ class DPLMSeq(LMSeq):
     def _finish(self) -> None:
         import torch
 
-        if not self._is_private:
+        if not self.is_private:
             return super()._finish()
         self.net_.eval()  # a private model keeps the IDs of items without interactions (that set is private)
         with torch.no_grad():

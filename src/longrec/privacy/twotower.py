@@ -66,6 +66,7 @@ from pydantic import Field
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
+from longrec.privacy.guarantee import PrivacyGuarantee
 
 
 class DPTwoTowerConfig(ModelConfig):
@@ -373,12 +374,11 @@ def user_loader(n_users: int, batch_size: int, seed: int):
 
 
 # ============================================================================ model
-class DPTwoTower(Recommender):
+class DPTwoTower(PrivacyGuarantee, Recommender):
     """Two-tower over frozen LM item embeddings with optional user-level DP; see the module docstring."""
 
     name = "lm-twotower-dp"
     Config = DPTwoTowerConfig
-    _private_cold_scores = True  # an empty history is scored by the trained net: biases and the released prior
 
     # ---------------------------------------------------------------- training
     def _item_text(self) -> np.ndarray:
@@ -528,7 +528,7 @@ class DPTwoTower(Recommender):
         from longrec.models.base import make_config
 
         self._require_fitted()
-        if self._is_private or getattr(self.net_, "fair_proj", None) is not None:
+        if self.is_private or getattr(self.net_, "fair_proj", None) is not None:
             raise ConfigError("debiased() needs a non-private model trained without the nullspace option.")
         if train.fingerprint() != self.meta_.get("data_fingerprint"):
             raise ConfigError("debiased() needs the training Dataset this model was fitted on (the fingerprint differs).")

@@ -1,0 +1,37 @@
+"""What a model with a differential-privacy mode adds to the Recommender protocol, as a mixin
+over the base class's hooks (the base class knows nothing about privacy).
+
+`privacy_` (set by fit, restored by load) is the guarantee of the fitted parameters: {"private":
+False} or the DP record (mechanism, ε, δ, noise, ...); it is written to meta.json as "privacy".
+A private model serves users without any history from its own released parameters: the exact
+training popularity that the base class falls back to is not covered by the guarantee.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class PrivacyGuarantee:
+    """Mix in before Recommender: `class DPLinear(PrivacyGuarantee, Recommender)`."""
+
+    @property
+    def is_private(self) -> bool:
+        """Whether this fitted model's learned parameters carry a differential-privacy guarantee."""
+        return bool(getattr(self, "privacy_", {}).get("private"))
+
+    def _extra_meta(self) -> dict[str, Any]:
+        meta = super()._extra_meta()
+        if hasattr(self, "privacy_"):
+            meta["privacy"] = self.privacy_
+        return meta
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        super()._restore_meta(meta)
+        if "privacy" in meta:
+            self.privacy_ = meta["privacy"]
+
+    def _cold_user_scores(self, own: np.ndarray) -> np.ndarray:
+        return own if self.is_private else super()._cold_user_scores(own)
