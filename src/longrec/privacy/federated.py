@@ -214,10 +214,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     if mcfg.get("dp_epsilon") is not None:
         from longrec.privacy.twotower import require_opacus
         require_opacus()
-    model = DPTwoTower(mcfg)
-    model.config.epochs = 1
-    model._external_training = True  # fit() sets up vocabulary + text, the rounds below train
-    model.fit(train)
+    model = DPTwoTower(mcfg).fit_untrained(train)  # vocabulary, text, initial net; the rounds below train
     X = model._binary(model.seen_)
     parts = partition_users(model.vocab_.users.ids, train.users, cfg.partition, cfg.n_clients, cfg.zip_digits, cfg.seed)
     rows = [model.vocab_.users.lookup(p) for p in parts]

@@ -381,6 +381,18 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
     Config = DPTwoTowerConfig
 
     # ---------------------------------------------------------------- training
+    _untrained = False
+
+    def fit_untrained(self, train) -> "DPTwoTower":
+        """Everything `fit` does except training the net: vocabulary, histories, item text and an
+        initialised net. For drivers that train the parameters themselves (federated training
+        sets them with `set_arrays`)."""
+        self._untrained = True
+        try:
+            return self.fit(train)
+        finally:
+            self._untrained = False
+
     def _item_text(self) -> np.ndarray:
         from longrec.models._lm_items import item_text_matrix
         return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
@@ -396,14 +408,14 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
         t0 = time.perf_counter()
         self.text_ = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        if cfg.fair_attribute and (cfg.dp_epsilon is not None or getattr(self, "_external_training", False)):
+        if cfg.fair_attribute and (cfg.dp_epsilon is not None or self._untrained):
             raise ConfigError(
                 "fair_attribute cannot be combined with dp_epsilon or federated training: the fairness step reads "
                 "every user's attribute and vector outside DP-SGD / the clients, which the privacy guarantee does "
                 "not cover. Train either a private or a fair model (remove dp_epsilon or fair_attribute).")
         labels = self._fair_labels(train) if cfg.fair_attribute else None
         self.net_ = build_net(self.text_, cfg)
-        if getattr(self, "_external_training", False):  # the federated driver trains the net
+        if self._untrained:  # fit_untrained: the caller (the federated driver) trains the net
             self.privacy_ = {"private": False}
             self._finish()
             return
