@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 import pandas as pd
 
 PEERS = {  # NDCG@10 on test, measured by peers on these exact split files with one evaluator
@@ -66,8 +68,8 @@ def run_one(model: str, protocol: str, data: Path, work: Path, ks=(10, 20), conf
             "train_fingerprint": res["train_fingerprint"], "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
-def markdown(results: list[dict]) -> str:
-    lines = ["# Accuracy on MovieLens-100K (fixed splits, NDCG@10 on test)", "",
+def markdown(results: list[dict], prov: dict | None = None) -> str:
+    lines = ["# Accuracy on MovieLens-100K (fixed splits, NDCG@10 on test)", "", md_line(prov), "",
              "Produced by `python bench/accuracy.py`; tuned on valid only. P3 ranks the cold items only.",
              "The collaborative baselines cannot score cold items (no interactions): on P3 they give every",
              "cold item the same score, so their P3 row is the tie-break order (lower item_id first), not skill.",
@@ -111,8 +113,9 @@ def main() -> int:
     summary = {"results": results, "wall_seconds": wall, "peak_rss_mb": round(peak_rss_mb(), 1),
                "load_average": os.getloadavg(),
                "peers_ndcg@10": PEERS, "cpu_count": os.cpu_count()}
-    (out / "accuracy.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "accuracy.md").write_text(markdown(results))
+    prov = provenance()
+    (out / "accuracy.json").write_text(json.dumps(stamp(summary, prov), indent=2, default=str))
+    (out / "accuracy.md").write_text(markdown(results, prov))
     print(json.dumps({"wall_seconds": wall, "peak_rss_mb": summary["peak_rss_mb"]}))
     return 0
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _provenance import stamp
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LONGREC_DATA_DIR", ROOT.parent / "shared" / "datasets"))
 FILES = {"ml-100k": DATA / "ml-100k" / "ml-100k.item", "ml-1m": DATA / "ml-1m" / "ml-1m.item.gz"}
@@ -95,7 +97,7 @@ def main() -> None:
               "targets": {"cold_items_per_s": ">= 100", "cached_speedup": ">= 20", "peak_rss_mb": "< 1200"},
               "results": results}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(report, indent=2) + "\n")
+    Path(a.output).write_text(json.dumps(stamp(report), indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

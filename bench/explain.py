@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 import numpy as np
 import pandas as pd
 
@@ -193,18 +195,20 @@ def main() -> None:
     if args.llm:  # the LLM audit alone: bench/results/explain_llm.{json,md}
         g = llm_audit(model, split, args.llm, out_path=Path(args.out + "_llm.json"))
         g = {**out, **g}
-        Path(args.out + "_llm.json").write_text(json.dumps(g, indent=2, default=str))
+        prov = provenance()
+        Path(args.out + "_llm.json").write_text(json.dumps(stamp(g, prov), indent=2, default=str))
         md = (f"# Grounding audit of LLM explanations, ml-100k {P}, {args.model}\n\nProduced by `python bench/explain.py "
               f"--llm {args.llm}`. {g['generator']}: {g['explanations']} explanations, {g['rejected']} rejected by the "
               f"grounding check ({g['rejection_rate']:.1%}) and replaced by the template; ungrounded texts shown to "
-              f"the user: {g['ungrounded_shown']}. Examples of both kinds are in explain_llm.json.\n")
+              f"the user: {g['ungrounded_shown']}. Examples of both kinds are in explain_llm.json.\n\n{md_line(prov)}\n")
         Path(args.out + "_llm.md").write_text(md)
         print(md)
         return
     out["faithfulness"] = faithfulness(model, split, ms=[int(x) for x in args.ms.split(",")],
                                        max_users=args.max_users)
-    Path(args.out + ".json").write_text(json.dumps(out, indent=2, default=str))
-    lines = [f"# Explanation faithfulness, ml-100k {P}, {args.model}", "",
+    prov = provenance()
+    Path(args.out + ".json").write_text(json.dumps(stamp(out, prov), indent=2, default=str))
+    lines = [f"# Explanation faithfulness, ml-100k {P}, {args.model}", "", md_line(prov), "",
              f"Produced by `python bench/explain.py --protocol {args.protocol} --model {args.model}"
              f"{' --max-users ' + str(args.max_users) if args.max_users else ''}`. Top-10 lists of every test user (history = train + valid); "
              "each (user, item) explained; cited = the m strongest positive history contributors. "

@@ -24,6 +24,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 RESULTS = Path(__file__).resolve().parent / "results"
 # init/popularity_prior pinned to the model as it was when the published figures were made
 # (they became defaults later, for the DP work in bench/privacy.py)
@@ -104,8 +106,9 @@ def report() -> None:
     parts = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("fair_training_ml-*.json"))]
     out = {"target": {"attacker_auc_max": TARGET_AUC, "ndcg_loss_max": TARGET_LOSS}, "datasets": parts,
            "chosen": {p["dataset"]: choose(p) for p in parts}}
-    (RESULTS / "fair_training.json").write_text(json.dumps(out, indent=1))
-    md = ["# Fair training: removing gender from lm-twotower-dp user vectors", "",
+    prov = provenance()
+    (RESULTS / "fair_training.json").write_text(json.dumps(stamp(out, prov), indent=1))
+    md = ["# Fair training: removing gender from lm-twotower-dp user vectors", "", md_line(prov), "",
           "Produced by `python bench/fair_training.py --dataset D` (D = ml-100k, ml-1m) and `--report`. "
           "Attacker: 5-fold logistic regression predicting gender from the user vectors of all training users "
           "(ROC AUC; 0.5 = nothing learned). NDCG@10 on test (valid items are history). "
@@ -145,6 +148,6 @@ if __name__ == "__main__":
     if a.dataset:
         w = [float(x) for x in a.adv_weights.split(",") if x]
         res = run(a.dataset, w, a.finetune)
-        (RESULTS / f"fair_training_{a.dataset}.json").write_text(json.dumps(res, indent=1))
+        (RESULTS / f"fair_training_{a.dataset}.json").write_text(json.dumps(stamp(res), indent=1))
     if a.report:
         report()

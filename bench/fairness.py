@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 import numpy as np
 import pandas as pd
 
@@ -81,9 +83,10 @@ def main() -> None:
     out = {"dataset": "ml-100k", "protocol": "P1", "model": "EASE", "l2": model.fit_info_.get("l2"),
            "candidates": 100, "grid": GRID, "sweep": rows, "targets": targets, "ease_fairness_report_test": report}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fairness.json").write_text(json.dumps(out, indent=2, default=float))
+    prov = provenance()
+    (RESULTS / "fairness.json").write_text(json.dumps(stamp(out, prov), indent=2, default=float))
     plots(df[df.phase == "test"])
-    write_md(df, targets, report)
+    write_md(df, targets, report, prov)
 
 
 def choose(df: pd.DataFrame) -> dict:
@@ -132,9 +135,9 @@ def plots(t: pd.DataFrame) -> None:
         plt.close(fig)
 
 
-def write_md(df: pd.DataFrame, targets: dict, report: dict) -> None:
+def write_md(df: pd.DataFrame, targets: dict, report: dict, prov: dict | None = None) -> None:
     t = df[df.phase == "test"]
-    lines = ["# Fairness trade-offs: re-rankers on EASE, ml-100k P1", "",
+    lines = ["# Fairness trade-offs: re-rankers on EASE, ml-100k P1", "", md_line(prov), "",
              "Produced by `python bench/fairness.py`. EASE top-100 candidates re-ranked to 10; λ chosen on valid, "
              "figures on test. Gini over all 1,682 items; calibration KL over genres (Steck 2018, alpha 0.01, "
              "profile = train + valid); APLT: items outside the top 20% by training popularity.", ""]

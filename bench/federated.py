@@ -22,6 +22,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = {"encoder": "default", "dim": 32, "batch_size": 128, "lr": 0.01}
 # the private config of bench/privacy.py (chosen on ml-100k P1 valid at epsilon 8, centralised)
@@ -125,8 +127,9 @@ def main() -> None:
                 rows[-1]["overhead_vs_plain"] = round(rep["wall_seconds"] / rows[-2]["wall_seconds"], 2)
             print({k: v for k, v in rows[-1].items() if k != "valid_curve"}, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{a.out}.json").write_text(json.dumps(rows, indent=2))
-    lines = [f"# Federated two-tower on {a.dataset} P1", "",
+    prov = provenance()
+    (RESULTS / f"{a.out}.json").write_text(json.dumps(stamp(rows, prov), indent=2))
+    lines = [f"# Federated two-tower on {a.dataset} P1", "", md_line(prov), "",
              f"Produced by `python bench/federated.py --dataset {a.dataset} --rounds {a.rounds} --engine {a.engine} --local-epochs "
              f"{a.local_epochs} --client-batch {a.client_batch} --settings {a.settings}{' --secagg' if a.secagg else ''}"
              f"{'' if a.dp_epsilon is None else f' --dp-epsilon {a.dp_epsilon:g}'}"

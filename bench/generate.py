@@ -16,6 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _provenance import stamp
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
     ("explain", {"title": "Toy Story (1995)", "genres": "Animation, Children's, Comedy", "because": "Aladdin (1992)"}),
@@ -59,7 +61,7 @@ def main() -> None:
               "calls": len(rates), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "load_avg_at_end": os.getloadavg(), "samples": samples}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    Path(a.output).write_text(json.dumps(stamp(report), indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 

@@ -25,6 +25,8 @@ import statistics
 import time
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "lm_accuracy_runs.jsonl"
 
@@ -251,8 +253,9 @@ def report() -> dict:
     out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "results": table,
            "excluded_capped_runs": len(capped),
            "foldin": json.loads(fold.read_text()) if fold.exists() else None, "runs": rows}
-    (RESULTS / "lm_accuracy.json").write_text(json.dumps(out, indent=2))
-    lines = ["# LM recommenders on ml-100k (test NDCG@10 / HR@10; tuned on valid)", "",
+    prov = provenance()
+    (RESULTS / "lm_accuracy.json").write_text(json.dumps(stamp(out, prov), indent=2))
+    lines = ["# LM recommenders on ml-100k (test NDCG@10 / HR@10; tuned on valid)", "", md_line(prov), "",
              "Produced by `bench/lm_accuracy.py`; mean ± std over the listed seeds. fit = wall seconds "
              "on the shared 2-core machine, 1 torch thread, `nice -n 19` (other jobs were running: see "
              "load_avg_1m per run in the JSON). Every learned model uses the same rule: at most `epochs` "
@@ -311,12 +314,12 @@ def main() -> None:
                     print(json.dumps({k: row[k] for k in ("protocol", "variant", "seed", "NDCG@10", "HR@10",
                                                           "fit_seconds")}), flush=True)
                     with open(RUNS, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                        f.write(json.dumps(stamp(row)) + "\n")
     elif a.cmd == "tune":
         tune(a.protocol, a.model, [json.loads(c) for c in a.configs], a.seed)
     elif a.cmd == "foldin":
         res = foldin(config=json.loads(a.config), cold_cache=a.cold_cache)
-        (RESULTS / "lm_foldin.json").write_text(json.dumps(res, indent=2))
+        (RESULTS / "lm_foldin.json").write_text(json.dumps(stamp(res), indent=2))
         print(json.dumps(res))
     else:
         out = report()

@@ -27,6 +27,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 RESULTS = Path(__file__).resolve().parent / "results"
 # chosen on valid NDCG@10 (ml-100k P1; the sweeps are in the closing note of issue #8), each
 # setting on its own; every epsilon uses the same private config, only the noise changes
@@ -228,14 +230,14 @@ def plot(rows: list[dict], path: Path, dataset: str = "ml-100k", model: str = "l
     fig.savefig(path, dpi=120)
 
 
-def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-dp") -> str:
+def table(rows: list[dict], dataset: str = "ml-100k", model: str = "lm-twotower-dp", prov: dict | None = None) -> str:
     base = next((r for r in rows if r["epsilon"] == "inf"), None)
     how = {"lm-twotower-dp": "User-level DP-SGD (Opacus, Poisson sampling, RDP accountant, delta = 1/#users)",
            "lm-seq-dp": "User-level DP-SGD (one window per user, per-user gradients by torch.func, Poisson "
                         "sampling, Opacus RDP accountant, delta = 1/#users); epsilon = inf is plain lm-seq",
            "lm-linear-dp": "User-level sufficient-statistics perturbation (one Gaussian release, "
                            "analytic Gaussian mechanism, delta = 1/#users)"}[model]
-    lines = [f"# Differential privacy on {dataset} {protocol_of(model).upper()} ({model})", "",
+    lines = [f"# Differential privacy on {dataset} {protocol_of(model).upper()} ({model})", "", md_line(prov), "",
              f"Produced by `python bench/privacy.py --dataset {dataset} --model {model}`. {how}. "
              "Test NDCG@10; attacks: membership inference (Zhang et al. 2021, shadow model, "
              "AUC) and gender inference from user vectors (5-fold logistic regression, AUC).", "",
@@ -304,9 +306,10 @@ def main() -> None:
         (RESULTS / f"{stem}{suffix}.partial.json").write_text(json.dumps(rows, indent=2))
         print(f"eps={e}: NDCG@10 {rows[-1]['test_ndcg@10']}, MIA {rows[-1]['membership_auc']}, "
               f"gender {rows[-1]['gender_auc']} ({time.perf_counter() - t:.0f}s)", flush=True)
-    (RESULTS / f"{stem}{suffix}.json").write_text(json.dumps(rows, indent=2))
+    prov = provenance()
+    (RESULTS / f"{stem}{suffix}.json").write_text(json.dumps(stamp(rows, prov), indent=2))
     (RESULTS / f"{stem}{suffix}.partial.json").unlink()
-    (RESULTS / f"{stem}{suffix}.md").write_text(table(rows, a.dataset, a.model))
+    (RESULTS / f"{stem}{suffix}.md").write_text(table(rows, a.dataset, a.model, prov))
     plot(rows, RESULTS / f"{stem}{suffix}.png", a.dataset, a.model)
     print(table(rows, a.dataset, a.model))
 

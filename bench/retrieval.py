@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import stamp
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -141,8 +143,8 @@ def main() -> None:
         res["indexes"].append(entry)
         del idx
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(res, indent=1))
-    Path(a.out).write_text(json.dumps(res, indent=1))
+        Path(a.out).write_text(json.dumps(stamp(res), indent=1))
+    Path(a.out).write_text(json.dumps(stamp(res), indent=1))
     print(json.dumps(res, indent=1))
 
 

@@ -20,6 +20,8 @@ import resource
 import time
 from pathlib import Path
 
+from _provenance import md_line, provenance, stamp
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "scale_runs.jsonl"
 
@@ -65,8 +67,9 @@ def run(model: str, dataset: str, seed: int, cap_s: float, extra: dict) -> dict:
 
 def report() -> None:
     rows = [json.loads(x) for x in RUNS.read_text().splitlines() if x.strip()]
-    (RESULTS / "scale_ml-1m.json").write_text(json.dumps(rows, indent=2))
-    lines = ["# Scale: ml-1m, P2-style split (test NDCG@10 / HR@10, early stopping on valid)", "",
+    prov = provenance()
+    (RESULTS / "scale_ml-1m.json").write_text(json.dumps(stamp(rows, prov), indent=2))
+    lines = ["# Scale: ml-1m, P2-style split (test NDCG@10 / HR@10, early stopping on valid)", "", md_line(prov), "",
              "Produced by `bench/scale.py`. fit includes item-text encoding; peak RSS is the whole process.", "",
              "| model | seed | NDCG@10 | HR@10 | fit s | best epoch / run | capped | peak RSS MB | load avg |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -91,7 +94,7 @@ def main() -> None:
     row = run(a.model, a.dataset, a.seed, a.cap_seconds, json.loads(a.config))
     RESULTS.mkdir(exist_ok=True)
     with open(RUNS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json.dumps(stamp(row)) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "valid_curve"}))
 
 

@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from _provenance import stamp
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +211,7 @@ def main() -> None:
            "load_average_after": [round(x, 2) for x in os.getloadavg()], "cost": cost, "read_only": read, "mixed": mixed, "exactly_once": check,
            "target": "p99 < 20 ms, 0 errors"}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=1))
+    Path(a.out).write_text(json.dumps(stamp(res), indent=1))
     print(json.dumps(res, indent=1))
 
 

@@ -18,6 +18,8 @@ import resource
 import time
 from pathlib import Path
 
+from _provenance import stamp
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -58,7 +60,7 @@ def main() -> None:
     name = "simulate.json" if args.dataset == "ml-100k" else f"simulate_{args.dataset}.json"
     out = Path(__file__).resolve().parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(stamp(res), indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/pip"
 $PIP install --disable-pip-version-check -q torch==2.13.0
-extras="all,dev"
+extras="all,dev,docs"
 find_links=()
 # A prebuilt llama-cpp-python wheel (see ../shared/wheels/README.md) spares a 30-minute compile;
 # with it we also install the local-LLM extra. Without it: `pip install -e '.[llm]'` compiles.

@@ -281,7 +281,7 @@ def read_interactions(path: PathLike | pd.DataFrame, columns: dict[str, str] | N
                       sep: str | None = None, *, encoding: str | None = None, header: bool | None = None,
                       duplicates: str = "keep-last",
                       rating_range: tuple[float, float] | None = None) -> pd.DataFrame:
-    """Read and validate interactions -> user_id, item_id[, rating][, timestamp].
+    """Read and validate interactions -> `user_id, item_id[, rating][, timestamp]`.
 
     `columns` maps file column -> canonical name; `header=False` for a header-less file
     (columns then read as user_id, item_id, rating, timestamp by position; a first line of

@@ -48,7 +48,7 @@ class LMSeqConfig(ModelConfig):
     text_norm: bool = Field(False, description="LayerNorm after the text projection")
     text_adapter: Literal["linear", "mlp", "moe"] = Field(
         "linear", description="map from the LM embedding to the item space: linear, mlp (one GELU hidden "
-        "layer) or moe (UniSRec's mixture of whitening experts); on ml-100k P2 valid linear did best")
+        "layer) or moe (UniSRec's mixture of whitening experts)")
     moe_experts: int = Field(4, ge=1, description="experts of the moe adapter")
     id_dropout: float = Field(0.0, ge=0, lt=1, description="share of items whose ID part is dropped "
                               "at each training step (the text path must carry them)")

@@ -69,8 +69,8 @@ class DPLinearConfig(ModelConfig):
     cold_l2: float = Field(100.0, gt=0, description="ridge penalty of that text -> vector map")
     item_weight: float = Field(0.0, ge=0, description="a: weight of the user's own history x̂_u as extra profile "
                                "coordinates (an item-item block in W, fitted jointly with the text block; "
-                               "dense n_items² memory). 0 = text profile only; 4 (with dim 256, l2 20, clip 2) "
-                               "did best on ml-100k P1 valid without DP")
+                               "dense n_items² memory). 0 = text profile only (the default here; lm-linear "
+                               "uses 4)")
     max_items: int = Field(30_000, description="with item_weight > 0: refuse larger catalogues (dense n_items² memory)")
     dp_epsilon: float | None = Field(None, gt=0, description="target epsilon; None = no differential privacy")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
