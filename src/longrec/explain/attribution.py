@@ -26,15 +26,9 @@ def user_history(model, user, history=None) -> tuple[int, np.ndarray]:
     """(vocabulary index of the user or -1, the user's history as item indices in order):
     training interactions first, then ``history`` (a list of item ids, a {user: [...]}
     mapping, or a DataFrame user_id,item_id[,timestamp])."""
-    model._require_fitted()
-    if history is None:
-        extra = model._history_frame(None)
-    elif isinstance(history, pd.DataFrame) or isinstance(history, dict):
-        extra = model._history_frame(history)
-        extra = extra[extra["user_id"].astype(str) == str(user)]
-    else:
-        extra = model._history_frame({user: list(history)})
-    uidx, hist = model._build_histories(np.array([user], dtype=object), extra)
+    if history is not None and not isinstance(history, (pd.DataFrame, dict)):
+        history = {user: list(history)}
+    _, uidx, hist = model.histories(users=[user], histories=history)
     return int(uidx[0]), hist.row(0).astype(np.int64)
 
 
@@ -55,12 +49,12 @@ def loo_deltas(model, uidx: int, hist: np.ndarray, item: int) -> np.ndarray:
     n_items = len(model.vocab_.items)
     if n == 0:
         return np.zeros(0)
-    base = float(model._scores_with_fallback(np.array([uidx]), _batch([hist], n_items))[0, item])
+    base = float(model.score_batch(np.array([uidx]), _batch([hist], n_items))[0, item])
     out = np.empty(n)
     keep = ~np.eye(n, dtype=bool)
     for s in range(0, n, _ROWS):
         rows = [hist[keep[j]] for j in range(s, min(n, s + _ROWS))]
-        sc = model._scores_with_fallback(np.full(len(rows), uidx), _batch(rows, n_items))
+        sc = model.score_batch(np.full(len(rows), uidx), _batch(rows, n_items))
         out[s:s + len(rows)] = base - np.asarray(sc)[:, item]
     return out
 
@@ -90,7 +84,7 @@ def pair_weights(model, users, items, histories=None) -> sp.csr_matrix:
     users = np.asarray(list(users), dtype=object)
     t = model.vocab_.items.index(list(items), "item")
     _, first, inv = np.unique(users.astype(str), return_index=True, return_inverse=True)
-    _, hist = model._build_histories(users[first], model._history_frame(histories))
+    _, _, hist = model.histories(users[first], histories)
     H = hist.matrix()[inv].tocsr()
     rows = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
     B = getattr(model, "B_", None)

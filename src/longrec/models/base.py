@@ -257,6 +257,31 @@ class Recommender:
             users = [users]
         return np.array(list(pd.unique(pd.Series(list(users), dtype=object))), dtype=object)
 
+    # ------------------------------------------------------------------ the public extension surface
+    # What serving, explanations, re-rankers and blends build on: histories in vocabulary
+    # indices, raw score rows for them, and `longrec.topk.topk` to rank those rows.
+    def histories(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray, HistoryBatch]:
+        """(caller user IDs, their vocabulary indices (-1 = unknown to the model), their histories):
+        training interactions first, then `histories` (a {user_id: [item_id, ...]} mapping or a
+        DataFrame user_id,item_id[,timestamp]). Users default to those in `histories`."""
+        self._require_fitted()
+        extra = self._history_frame(histories)
+        ids = self._user_list(users, extra)
+        uidx, hist = self._build_histories(ids, extra)
+        return ids, uidx, hist
+
+    def score_batch(self, uidx: np.ndarray, hist: HistoryBatch, on_unknown_user: str = "popular") -> np.ndarray:
+        """Raw scores (len(uidx), n_items) float32 for users as `histories` returns them; a user
+        with neither training data nor history gets the model's cold-user scores (popularity by
+        default) or, with on_unknown_user="error", a LongrecError."""
+        self._require_fitted()
+        return self._scores_with_fallback(np.asarray(uidx), hist, on_unknown_user)
+
+    def training_matrix(self) -> sp.csr_matrix:
+        """The binary users x items matrix of the training interactions (vocabulary order)."""
+        self._require_fitted()
+        return self._binary(self.seen_)
+
     # ------------------------------------------------------------------ inference
     def score(self, users=None, histories=None, items: Iterable | None = None) -> pd.DataFrame:
         """Raw scores as a (users x items) DataFrame indexed by caller IDs (for analysis,

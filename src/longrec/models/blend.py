@@ -88,7 +88,7 @@ class Blend(Recommender):
         rows = np.array([row_of.get(u, -1) for u in truth_u[ok]], dtype=np.int64)
         R = np.zeros((len(users), n_items), dtype=bool)
         R[rows[rows >= 0], truth_i[ok][rows >= 0]] = True
-        S = [self._norm(m._scores_with_fallback(uidx, hist)) for m in self.members_]
+        S = [self._norm(m.score_batch(uidx, hist)) for m in self.members_]
         seen_r = np.repeat(np.arange(len(hist)), hist.lengths())
         R[seen_r, hist.indices] = False  # seen items are excluded, as in the protocols
         n_rel = R.sum(1)
@@ -129,7 +129,7 @@ class Blend(Recommender):
         out = np.zeros((len(users), hist.n_items), dtype=np.float32)
         for w, m in zip(self.weights_, self.members_):
             if w > 0:
-                out += w * self._norm(m._scores_with_fallback(users, hist))
+                out += w * self._norm(m.score_batch(users, hist))
         return out
 
     # ---------------------------------------------------------------- persistence

@@ -215,7 +215,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         from longrec.privacy.twotower import require_opacus
         require_opacus()
     model = DPTwoTower(mcfg).fit_untrained(train)  # vocabulary, text, initial net; the rounds below train
-    X = model._binary(model.seen_)
+    X = model.training_matrix()
     parts = partition_users(model.vocab_.users.ids, train.users, cfg.partition, cfg.n_clients, cfg.zip_digits, cfg.seed)
     rows = [model.vocab_.users.lookup(p) for p in parts]
     client_X = [X[r] for r in rows]

@@ -553,7 +553,7 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
         state = new.net_.state_dict()
         new.net_ = build_net(new.text_, new.config)
         new.net_.load_state_dict(state, strict=False)  # all but the (identity) projection
-        X = new._binary(new.seen_)
+        X = new.training_matrix()
         t0 = time.perf_counter()
         new._fit_nullspace(X, new._fair_labels(train), np.random.default_rng(new.config.seed))
         new.fit_info_["fair_seconds"] = round(time.perf_counter() - t0, 2)

@@ -441,7 +441,7 @@ def apply_rerank(model, recs_candidates: pd.DataFrame, spec: str | RerankSpec, k
     prof = None
     if spec.name == "calibrated" and len(recs_candidates):
         users = pd.unique(recs_candidates["user_id"])
-        _, hist = model._build_histories(np.asarray(users, dtype=object), model._history_frame(histories))
+        _, _, hist = model.histories(users, histories)
         prof = ctx.profiles(hist.matrix())
         # rerank() factorizes user ids in order of appearance, which is pd.unique's order
     return rerank(recs_candidates, spec, k=k, context=ctx, profiles=prof)
