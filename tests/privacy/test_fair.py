@@ -151,9 +151,7 @@ def test_bad_fair_configs(data, split3):
     with pytest.raises(ConfigError, match="user table"):
         DPTwoTower({**FAST, "fair_attribute": "gender"}).fit(Dataset(train.interactions, train.items))
     with pytest.raises(ConfigError, match="fair_attribute"):  # federated training refuses it too
-        m = DPTwoTower({**FAST, "fair_attribute": "gender"})
-        m._external_training = True
-        m.fit(train)
+        DPTwoTower({**FAST, "fair_attribute": "gender"}).fit_untrained(train)
 
 
 def test_multiclass_attribute(split3):
