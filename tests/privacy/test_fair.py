@@ -8,7 +8,8 @@ import pytest
 
 from longrec.errors import ConfigError
 from longrec.models import Recommender
-from longrec.privacy.twotower import DPTwoTower, nullspace_projection
+from longrec.privacy.twotower import DPTwoTower
+from longrec.fair.erasure import nullspace_projection
 
 pytest.importorskip("sklearn")
 FAST = {"encoder": "hash", "epochs": 15, "batch_size": 16, "lr": 0.02, "num_threads": 1}
@@ -91,7 +92,7 @@ def test_leace_hides_gender_and_keeps_taste(data, off, tmp_path):
 
 
 def test_leace_eraser_equalises_class_means():
-    from longrec.privacy.twotower import leace_eraser
+    from longrec.fair.erasure import leace_eraser
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 3, 600)

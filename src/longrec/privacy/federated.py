@@ -115,7 +115,7 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     `noise_seed` if given, else torch's global one)."""
     import torch
 
-    from longrec.privacy.twotower import build_net, train_epochs, user_loader
+    from longrec.privacy.twotower_net import build_net, train_epochs, user_loader
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -148,7 +148,7 @@ def _party_noise(cfg, tcfg, sizes: list[int], delta: float) -> list[float | None
     party's noisy popularity release. None without dp_epsilon."""
     if tcfg.dp_epsilon is None:
         return [None] * len(sizes)
-    from longrec.privacy.twotower import calibrate_noise
+    from longrec.privacy.accounting import calibrate_noise
 
     prior = tcfg.prior_noise if tcfg.popularity_prior else None
     by_batches: dict[int, float] = {}  # parties with as many batches share a calibration (seconds each)
@@ -212,7 +212,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
     train, valid, test = split["train"], split["valid"], split["test"]
     mcfg = {**cfg.model, "seed": cfg.seed}
     if mcfg.get("dp_epsilon") is not None:
-        from longrec.privacy.twotower import require_opacus
+        from longrec.privacy.accounting import require_opacus
         require_opacus()
     model = DPTwoTower(mcfg).fit_untrained(train)  # vocabulary, text, initial net; the rounds below train
     X = model.training_matrix()
@@ -237,7 +237,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         # the total); otherwise in the clear, each party's sums visible to the server
         import torch
 
-        from longrec.privacy.twotower import popularity_counts, prior_from_counts
+        from longrec.privacy.twotower_net import popularity_counts, prior_from_counts
         counts = [popularity_counts(Xk) for Xk in client_X]
         if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
             rng = np.random.default_rng([cfg.seed, 7] if cfg.reproducible_noise else None)

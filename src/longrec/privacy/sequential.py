@@ -100,7 +100,7 @@ class DPLMSeq(PrivacyGuarantee, LMSeq):
         import torch.nn.functional as F
         from torch.func import functional_call, grad, vmap
 
-        from longrec.privacy.twotower import calibrate_noise, require_opacus
+        from longrec.privacy.accounting import calibrate_noise, require_opacus
 
         cfg = self.config
         require_opacus()  # its accountant calibrates the noise
