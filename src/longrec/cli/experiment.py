@@ -24,9 +24,6 @@ def experiment(
     res = run_experiment(cfg, out, resume=resume, log=lambda s: console.print(s, highlight=False))
     from rich.console import Console
 
-    out_console = Console()
-    if not out_console.is_terminal:
-        out_console.width = max(out_console.width, 130)
-    print_leaderboard(res.leaderboard, cfg, out_console)
+    print_leaderboard(res.leaderboard, cfg, Console())
     console.print(f"[green]report[/] {res.report}  (results.parquet, per_user.parquet, stats.parquet, "
                   f"experiment.lock.toml in {res.out})", highlight=False)

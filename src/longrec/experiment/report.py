@@ -87,10 +87,12 @@ def _td(model: str, col: str, value, text: str, cls: str = "num") -> str:
     return (f'<td class="{cls}" data-model="{html.escape(model)}" data-col="{html.escape(col)}"{dv}>{text}</td>')
 
 
-def _sig(flag) -> str:
+def _sig(flag, diff: float = 0.0) -> str:
     if flag is None:
         return '<span class="muted">baseline</span>'
-    return '<span class="sig">✔ yes</span>' if flag else '<span class="muted">no</span>'
+    if not flag:
+        return '<span class="muted">no</span>'
+    return '<span class="sig">✔ better</span>' if diff > 0 else '<span class="sig">✔ worse</span>'
 
 
 def _plots(summary: pd.DataFrame, cfg: ExperimentConfig) -> str | None:
@@ -116,7 +118,7 @@ def _plots(summary: pd.DataFrame, cfg: ExperimentConfig) -> str | None:
         ax.set_xlabel(f"{other}@{k}")
         ax.set_ylabel(cfg.stats.metric)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"accuracy vs beyond-accuracy (test, @{k}; up and right is better, except for ILD's trade-offs)",
+    fig.suptitle(f"accuracy vs beyond-accuracy (test, @{k}; higher = more accurate; right = more coverage, novelty or diversity)",
                  fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -210,7 +212,7 @@ def render_report(cfg: ExperimentConfig, results: pd.DataFrame, stats: pd.DataFr
             + _td(m, "diff", r.diff, ("+" if r.diff > 0 else "") + _f(r.diff) if np.isfinite(r.diff) else "–")
             + _td(m, "cohens_d", r.cohens_d, _f(r.cohens_d, 3)) + _td(m, "p_t_holm", r.p_t_holm, _p(r.p_t_holm))
             + _td(m, "p_wilcoxon_holm", r.p_wilcoxon_holm, _p(r.p_wilcoxon_holm))
-            + f"<td>{_sig(r.significant)}</td>"
+            + f"<td>{_sig(r.significant, r.diff)}</td>"
             + _td(m, "ItemCoverage", r.ItemCoverage, _f(r.ItemCoverage)) + _td(m, "Novelty", r.Novelty, _f(r.Novelty, 2))
             + _td(m, "fit_seconds", r.fit_seconds, f"{r.fit_seconds:.1f}") + "</tr>")
     parts.append("</table>")
@@ -252,7 +254,7 @@ def render_report(cfg: ExperimentConfig, results: pd.DataFrame, stats: pd.DataFr
                         row += (_td(label, col + ":diff", float(t["diff"]), ("+" if t["diff"] > 0 else "")
                                     + _f(float(t["diff"])))
                                 + _td(label, col + ":p", float(t["p_t_holm"]), _p(float(t["p_t_holm"])))
-                                + f"<td>{_sig(bool(t['significant']))}</td>")
+                                + f"<td>{_sig(bool(t['significant']), float(t['diff']))}</td>")
                 parts.append(row + "</tr>")
             parts.append("</table>")
     # fairness
@@ -308,13 +310,16 @@ def print_leaderboard(board: pd.DataFrame, cfg: ExperimentConfig, console) -> No
     from rich.table import Table
 
     metric, k = _split(cfg.stats.metric)
+    if not console.is_terminal and console.width < 130:
+        console.width = 130  # piped output: do not squeeze the columns to 80
     t = Table(title=f"{cfg.name}: {cfg.stats.metric} on test (vs baseline {cfg.baseline}, Holm-corrected)")
     for c in ("#", "model", cfg.stats.metric, "95% CI", "Δ", "d", "p (t)", "p (W)", "sig.", f"Cov@{k}",
               f"Nov@{k}", "fit s"):
         t.add_column(c, justify="left" if c in ("model", "sig.") else "right")
     for r in board.itertuples():
         val = _f(r.value) + (f" ± {_f(r.std)}" if r.n_seeds > 1 else "")
-        sig = "[dim]baseline[/]" if r.significant is None else ("[green]yes[/]" if r.significant else "no")
+        sig = ("[dim]baseline[/]" if r.significant is None else "no" if not r.significant
+               else "[green]better[/]" if r.diff > 0 else "[red]worse[/]")
         pfmt = (lambda x: "–" if not np.isfinite(x) else ("<1e-4" if x < 1e-4 else f"{x:.4f}"))
         t.add_row(str(r.rank), r.model, val, f"[{_f(r.ci_low)}, {_f(r.ci_high)}]",
                   "–" if not np.isfinite(r.diff) else f"{r.diff:+.4f}", _f(r.cohens_d, 2),
