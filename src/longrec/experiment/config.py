@@ -28,6 +28,7 @@ lists every key with its default.
 from __future__ import annotations
 
 import itertools
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,19 @@ class DataSpec(_Strict):
         return self
 
     def resolve_paths(self, base: Path) -> DataSpec:
-        """Relative paths are relative to the experiment file's folder."""
-        upd = {k: (base / v if v is not None and not Path(v).expanduser().is_absolute() else v)
-               for k in ("dir", "train", "valid", "test", "items", "users")
-               for v in [getattr(self, k)]}
-        upd = {k: (Path(v).expanduser() if v is not None else None) for k, v in upd.items()}
+        """$VARIABLES are expanded (a path built from one, e.g. "$LONGREC_DATA_DIR/x/train.csv",
+        is relative to the working directory); other relative paths are relative to the
+        experiment file's folder `base`."""
+        upd = {}
+        for k in ("dir", "train", "valid", "test", "items", "users"):
+            v = getattr(self, k)
+            if v is None:
+                upd[k] = None
+                continue
+            raw = str(v)
+            expanded = os.path.expandvars(raw)
+            p = Path(expanded).expanduser()
+            upd[k] = p if p.is_absolute() or expanded != raw else base / p
         return self.model_copy(update=upd)
 
 

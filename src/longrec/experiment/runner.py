@@ -91,7 +91,8 @@ def load_data(spec) -> ExperimentData:
         for p, f in files.items():
             if f is not None and not Path(f).is_file():
                 raise DataError(f"[data] {p} = {str(f)!r} does not exist (relative paths start at the experiment "
-                                "file's folder).")
+                                "file's folder; $VARIABLES such as $LONGREC_DATA_DIR are expanded, relative to the working "
+                                "directory).")
     train = dataset_from_frames(files["train"], items=files["items"], users=files["users"], unknown_items="warn",
                                 name=Path(files["train"]).parent.name or "train")
     valid = train.with_interactions(read_interactions(files["valid"]), name="valid") if files["valid"] else None
