@@ -211,3 +211,17 @@ def test_example_files_parse():
     for name in ("quickstart.toml", "p2_sequential.toml", "books_b1.toml"):
         cfg = load_experiment(REPO / "examples" / name)
         assert len(cfg.models) >= 3
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["Action Comedy", "Drama"], [{"Action", "Comedy"}, {"Drama"}]),
+    (["Action|Sci-Fi", "Drama"], [{"Action", "Sci-Fi"}, {"Drama"}]),
+    (["Action, Sci-Fi", "Drama"], [{"Action", "Sci-Fi"}, {"Drama"}]),
+])
+def test_item_genres_are_split_into_sets(values, expected):
+    from longrec.data.dataset import Dataset
+    from longrec.experiment.runner import _item_features
+
+    items = pd.DataFrame({"item_id": [1, 2], "genres": pd.Series(values, dtype="string")})
+    ds = Dataset(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}), items)
+    assert list(_item_features(ds, None)) == expected

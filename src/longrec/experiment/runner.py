@@ -180,7 +180,9 @@ def _item_features(train: Dataset, column: str | None) -> pd.Series | None:
         raise ConfigError(f"[metrics] item_features = {col!r} is not a column of the item table "
                           f"(columns: {', '.join(c for c in items.columns if c != 'item_id')}).")
     vals = items[col]
-    if vals.dtype == object and vals.map(lambda v: isinstance(v, str)).all():
+    if (pd.api.types.is_string_dtype(vals) or vals.dtype == object) and \
+            vals.dropna().map(lambda v: isinstance(v, str)).all():
+        vals = vals.fillna("").astype(str)
         sample = " ".join(vals.head(200))
         sep = "|" if "|" in sample else ("," if "," in sample else None)
         vals = vals.map(lambda s: {g.strip() for g in (s.split(sep) if sep else s.split()) if g.strip()})
@@ -422,7 +424,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
             key = _digest({"model": spec.name, "config": {**spec.config, **params}, "seed": seed, "data": fp,
                            "metrics": cfg.metrics.model_dump(mode="json"), "max_seconds": spec.max_seconds,
                            "data_seed": cfg.data.seed, "recs_k": cfg.output.recs_k,
-                           "save_models": cfg.output.save_models})
+                           "save_models": cfg.output.save_models, "longrec": _versions().get("longrec")})
             r = _run_one(cfg, spec, params, seed, data, out, key, resume, catalog, features, groups)
             runs.append(r)
             m = r.metrics
