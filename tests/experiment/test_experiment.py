@@ -225,3 +225,35 @@ def test_item_genres_are_split_into_sets(values, expected):
     items = pd.DataFrame({"item_id": [1, 2], "genres": pd.Series(values, dtype="string")})
     ds = Dataset(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}), items)
     assert list(_item_features(ds, None)) == expected
+
+
+def test_quickstart_config_options(tmp_path):
+    from longrec.quickstart import quickstart_config
+
+    cfg = quickstart_config()
+    assert [m.name for m in cfg.models] == ["pop", "itemknn", "ease", "lm-linear-dp"]
+    assert cfg.data.name == "ml-100k" and cfg.data.protocol == "p1" and cfg.baseline == "ease"
+    assert [m.name for m in quickstart_config(model="bpr").models][-1] == "bpr"
+    assert len(quickstart_config(model="ease").models) == 4  # already in the line-up
+    _write_data(tmp_path / "prepared")
+    assert quickstart_config(dataset=str(tmp_path / "prepared")).data.dir == (tmp_path / "prepared").resolve()
+
+
+@pytest.mark.realdata
+def test_quickstart_on_ml100k(real_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LONGREC_DATA_DIR", str(real_data_dir))
+    out = tmp_path / "qs"
+    r = runner.invoke(app, ["quickstart", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = pd.read_parquet(out / "results.parquet")
+    assert set(res["model"]) == {"pop", "itemknn", "ease", "lm-linear"}
+    assert res["n_users"].iloc[0] == 943
+    text = " ".join(r.output.split())
+    assert "top-10 for user" in text and "We recommend" in text and "report.html" in text
+    cells = _cells((out / "report.html").read_text())
+    main = res[(res["metric"] == "NDCG") & (res["k"] == 10)].set_index("model")["value"]
+    for model, v in main.items():
+        assert cells[(model, "value")] == pytest.approx(v, abs=1e-12)
+    # a second run reuses every finished run
+    r2 = runner.invoke(app, ["quickstart", "--out", str(out)])
+    assert r2.exit_code == 0 and r2.output.count("reused") == 4
