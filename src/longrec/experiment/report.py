@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -281,14 +282,15 @@ def render_report(cfg: ExperimentConfig, results: pd.DataFrame, stats: pd.DataFr
         parts.append("</table>")
     # provenance
     res = lock.get("resolved", {})
-    parts.append("<h2>Configurations</h2><table><tr><th>model</th><th>name</th><th>seeds</th><th>resolved config</th>"
-                 "</tr>")
+    parts.append("<h2>Configurations</h2><p>Every setting of each model after the search, and what its fit "
+                 "reported (first seed), e.g. the penalty EASE chose on valid.</p><table><tr><th>model</th><th>name</th>"
+                 "<th>seeds</th><th>resolved config</th><th>fit info</th></tr>")
     for label, r in res.items():
         cfg_txt = ", ".join(f"{k2}={v}" for k2, v in sorted(r.get("config", {}).items()) if k2 != "seed")
         best = r.get("search_best")
         parts.append(f"<tr><td>{e(label)}</td><td>{e(r['model'])}</td><td>{e(str(r.get('seeds')))}</td>"
                      f"<td><code>{e(cfg_txt)}</code>{' <b>(searched on valid: ' + e(str(best)) + ')</b>' if best else ''}"
-                     "</td></tr>")
+                     f"</td><td><code>{e(json.dumps(r.get('fit_info') or {}, default=str))}</code></td></tr>")
     parts.append("</table>")
     v = lock.get("versions", {})
     parts.append("<p class='muted'>Versions: " + e(", ".join(f"{a} {b}" for a, b in v.items()))

@@ -154,6 +154,11 @@ def _tomlable(x):
     return x
 
 
+def _short(info: dict, limit: int = 400) -> dict:
+    """fit_info without its long entries (validation curves): what a reader wants to see."""
+    return {k: v for k, v in info.items() if len(json.dumps(v, default=str)) <= limit}
+
+
 def prepare_out(out: Path, resume: bool) -> None:
     """Create `out`, or accept it if it is an experiment folder; refuse any other non-empty folder."""
     if out.exists() and not out.is_dir():
@@ -161,8 +166,6 @@ def prepare_out(out: Path, resume: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ConfigError(f"--out {out} is a non-empty folder that was not written by `longrec experiment`; "
                           "nothing was changed. Pick a new or empty folder (or delete this one yourself).")
-    if resume and not (out / MARKER).is_file():
-        pass  # nothing to resume: a fresh run
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `longrec experiment`; the folder may be overwritten by it\n")
 
@@ -434,7 +437,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
             log(f"[{i}/{n_runs}] {spec.key} seed {seed}: {how}, {cfg.stats.metric} "
                 f"{float(head.iloc[0]) if len(head) else float('nan'):.4f}{flag}")
             resolved.setdefault(spec.key, {"model": spec.name, "config": r.info["config"], "seeds": seeds,
-                                           "search_best": params or None})
+                                           "search_best": params or None,
+                                           "fit_info": _short(r.info.get("fit_info") or {})})
     # ------------------------------------------------------------------ aggregate
     name_of = {m.key: m.name for m in cfg.models}
     res_frames, pu_frames, fair_frames = [], [], []
