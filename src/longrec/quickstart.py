@@ -52,6 +52,10 @@ def run_quickstart(dataset: str = "ml-100k", model: str | None = None, user=None
     print_leaderboard(res.leaderboard, cfg, stdout)
     best = str(res.leaderboard["model"].iloc[0])
     shown = _show_user(cfg, res, best, user, k, n_explain, stdout, console, load_data)
+    mdir = Path(out) / "runs" / best / f"seed{cfg.seeds_of(next(m for m in cfg.models if m.key == best))[0]}" / "model"
+    if mdir.is_dir():
+        console.print(f"[green]model[/] {mdir}  (try: longrec explain --model {mdir} --user USER --item ITEM)",
+                      highlight=False)
     console.print(f"[green]report[/] {res.report}  (open it in a browser; the numbers are in "
                   f"{Path(out) / 'results.parquet'})", highlight=False)
     console.print(f"run your own: [bold]longrec experiment EXPERIMENT.toml --out DIR[/] "
