@@ -257,3 +257,13 @@ def test_quickstart_on_ml100k(real_data_dir, tmp_path, monkeypatch):
     # a second run reuses every finished run
     r2 = runner.invoke(app, ["quickstart", "--out", str(out)])
     assert r2.exit_code == 0 and r2.output.count("reused") == 4
+
+
+def test_a_bad_model_config_names_the_model(exp, tmp_path):
+    exp.write_text(EXPERIMENT.replace("l2 = 10.0 }", "l2 = -1.0 }"))
+    r = runner.invoke(app, ["experiment", str(exp), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert "model 'ease'" in text and "l2" in text
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()  # checked before anything is written

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from longrec.data.dataset import Dataset
-from longrec.errors import ConfigError, DataError
+from longrec.errors import ConfigError, DataError, LongrecError
 from longrec.experiment.config import ExperimentConfig, ModelSpec
 
 MARKER = ".longrec-experiment"
@@ -205,6 +205,20 @@ def _check_fairness(cfg: ExperimentConfig, data: ExperimentData) -> None:
         if col not in users.columns:
             raise ConfigError(f"[metrics] fairness column {col!r} is not in the user table (columns: "
                               f"{', '.join(c for c in users.columns if c != 'user_id')}).")
+
+
+def check_model_configs(cfg: ExperimentConfig) -> None:
+    """Every model config (and grid point) through its typed Config, before any data is read."""
+    from longrec.models.registry import get_model_class
+
+    for spec in cfg.models:
+        klass = get_model_class(spec.name)
+        for combo in spec.grid():
+            try:
+                klass({**spec.config, **combo})
+            except ConfigError as e:
+                where = f" with search point {combo}" if combo else ""
+                raise ConfigError(f"model {spec.key!r}{where}: {e} Fix its `config` in the experiment file.") from None
 
 
 # --------------------------------------------------------------------------- one run
@@ -397,6 +411,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
 
     log = log or (lambda s: None)
     out = Path(out)
+    check_model_configs(cfg)
     prepare_out(out, resume)
     t_start = time.perf_counter()
     data = load_data(cfg.data)
@@ -428,7 +443,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
                            "metrics": cfg.metrics.model_dump(mode="json"), "max_seconds": spec.max_seconds,
                            "data_seed": cfg.data.seed, "recs_k": cfg.output.recs_k,
                            "save_models": cfg.output.save_models, "longrec": _versions().get("longrec")})
-            r = _run_one(cfg, spec, params, seed, data, out, key, resume, catalog, features, groups)
+            try:
+                r = _run_one(cfg, spec, params, seed, data, out, key, resume, catalog, features, groups)
+            except LongrecError as e:
+                done = f"; the {len(runs)} finished run(s) are kept: fix it and rerun with --resume" if runs else ""
+                raise type(e)(f"model {spec.key!r} (seed {seed}): {e}{done}") from e
             runs.append(r)
             m = r.metrics
             head = m[(m["metric"] + "@" + m["k"].astype(str)) == cfg.stats.metric]["value"]
