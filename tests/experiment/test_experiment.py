@@ -200,7 +200,15 @@ def test_bad_fairness_column_fails_before_training(exp, tmp_path):
     r = runner.invoke(app, ["experiment", str(exp), "--out", str(tmp_path / "out")])
     assert r.exit_code == 2
     assert "'income' is not in the user table" in " ".join(r.output.split())
-    assert not (tmp_path / "out" / "runs").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_file_exits_2_and_writes_nothing(exp, tmp_path):
+    exp.write_text(EXPERIMENT.replace('dir = "data"', 'dir = "nowhere"'))
+    r = runner.invoke(app, ["experiment", str(exp), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2
+    assert "is not a folder" in " ".join(r.output.split())
+    assert not (tmp_path / "out").exists()
 
 
 def test_example_files_parse():

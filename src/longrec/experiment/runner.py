@@ -412,10 +412,12 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
     log = log or (lambda s: None)
     out = Path(out)
     check_model_configs(cfg)
-    prepare_out(out, resume)
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        prepare_out(out, resume)  # refuses before the data is read
     t_start = time.perf_counter()
     data = load_data(cfg.data)
     _check_fairness(cfg, data)
+    prepare_out(out, resume)
     features = _item_features(data.train, cfg.metrics.item_features) if "ild" in cfg.metrics.beyond else None
     groups = None
     if cfg.metrics.fairness:
