@@ -301,9 +301,9 @@ def render_report(cfg: ExperimentConfig, results: pd.DataFrame, stats: pd.DataFr
 
 
 def write_report(path: Path, cfg: ExperimentConfig, results, stats, board, fairness, lock) -> Path:
-    from longrec.experiment.runner import _write_text
+    from longrec.experiment._io import write_text
 
-    _write_text(render_report(cfg, results, stats, board, fairness, lock), Path(path))
+    write_text(render_report(cfg, results, stats, board, fairness, lock), Path(path))
     return Path(path)
 
 

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,8 @@ import pandas as pd
 
 from longrec.data.dataset import Dataset
 from longrec.errors import ConfigError, DataError, LongrecError
+from longrec.experiment._io import write_parquet as _write_parquet
+from longrec.experiment._io import write_text as _write_text
 from longrec.experiment.config import ExperimentConfig, ModelSpec
 
 MARKER = ".longrec-experiment"
@@ -101,29 +101,6 @@ def load_data(spec) -> ExperimentData:
 
 
 # --------------------------------------------------------------------------- helpers
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def _write_text(text: str, path: Path) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
