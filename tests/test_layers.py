@@ -16,10 +16,10 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "longrec"
 
 LAYERS: list[set[str]] = [
-    {"errors", "_version", "_lazy", "_threads"},
+    {"errors", "_version", "_lazy", "_threads", "topk"},
     {"data"},
     {"lm", "metrics"},
-    {"models"},
+    {"models", "fair"},
     {"rerank", "explain", "privacy", "simulate", "experiment"},
     {"pipeline", "quickstart"},
     {"serve"},

@@ -1,9 +1,16 @@
-"""`longrec quickstart`: the whole spine in one go on MovieLens-100K's P1 protocol."""
+"""`longrec quickstart`: a quick experiment on MovieLens-100K's P1 protocol.
+
+It runs the experiment file shipped with the package (`longrec/experiment/quickstart.toml`,
+the same as examples/quickstart.toml): MostPopular, ItemKNN, EASE and a language-model
+recommender (lm-linear), each fitted on train (valid for tuning), scored on
+test with paired tests against EASE; then it prints the leaderboard, one user's list from the
+best model with a sentence explaining each of the first items, and where the report is.
+"""
 
 from __future__ import annotations
 
-import json
-import time
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -11,47 +18,90 @@ from rich.console import Console
 from rich.table import Table
 
 
-def run_quickstart(dataset: str = "ml-100k", model: str = "ease", user=None, out: Path = Path("runs/quickstart"),
-                   console: Console | None = None, k: int = 10) -> dict:
-    from longrec.data.registry import load_split
-    from longrec.errors import UnknownIdError
-    from longrec.metrics.ranking import evaluate
-    from longrec.models.registry import get_model_class
+def quickstart_config(dataset: str = "ml-100k", model: str | None = None):
+    """The quickstart's ExperimentConfig; `dataset` a registered name or a folder with train/valid/test
+    files; `model` adds a registered model (default settings) to the line-up."""
+    from longrec.experiment.config import parse_experiment
+
+    doc = tomllib.loads(resources.files("longrec.experiment").joinpath("quickstart.toml").read_text(encoding="utf-8"))
+    p = Path(dataset).expanduser()
+    if p.is_dir() and any((p / f"train{ext}").is_file() for ext in (".csv", ".parquet")):
+        doc["data"] = {"dir": str(p.resolve())}
+        doc["name"] = f"longrec quickstart: {p.name}"
+    elif dataset != "ml-100k":
+        doc["data"]["name"] = dataset
+        doc["name"] = f"longrec quickstart: {dataset}, protocol P1"
+    if model is not None and model.lower() not in {m["name"] for m in doc["models"]} | \
+            {m.get("label") for m in doc["models"]}:
+        doc["models"].append({"name": model.lower()})
+    return parse_experiment(doc, where="quickstart")
+
+
+def run_quickstart(dataset: str = "ml-100k", model: str | None = None, user=None,
+                   out: Path = Path("runs/quickstart"), console: Console | None = None, k: int = 10,
+                   fresh: bool = False, n_explain: int = 3) -> dict:
+    from longrec.experiment.report import print_leaderboard
+    from longrec.experiment.runner import load_data, run_experiment
 
     console = console or Console(stderr=True)
-    klass = get_model_class(model)
-    with console.status(f"loading {dataset} (protocol P1) ..."):
-        split = load_split(dataset, "p1")
-    train, valid, test = split["train"], split["valid"], split["test"]
-    console.print(f"[bold]{dataset}[/] P1: {len(train):,} train / {len(valid):,} valid / {len(test):,} test interactions")
-    t0 = time.perf_counter()
-    with console.status(f"training {model} (tuned on valid) ..."):
-        m = klass().fit(train, valid)
-    fit_s = time.perf_counter() - t0
-    console.print(f"trained {model} in {fit_s:.1f} s {json.dumps(m.fit_info_, default=str)}", highlight=False)
-    test_users = test.interactions["user_id"].unique()
-    # train + valid are the history at test time, exactly as the protocol says
-    recs = m.recommend(users=test_users, histories=valid.interactions, k=20)
-    res = evaluate(recs, test.interactions, ks=(10, 20), catalog=m.vocab_.items.ids)
-    table = Table("metric", "test", title=f"{model} on {dataset} P1 (test)")
-    for name in ("NDCG@10", "Recall@10", "Hit@10", "MRR@10", "NDCG@20", "Recall@20", "ItemCoverage@10", "Gini@10"):
-        if name in res:
-            table.add_row(name, f"{res[name]:.4f}")
-    console.print(table)
-    m.save(Path(out) / model)
+    stdout = Console()
+    cfg = quickstart_config(dataset, model)
+    console.print(f"[bold]{cfg.name}[/]: {', '.join(m.key for m in cfg.models)}; baseline {cfg.baseline}",
+                  highlight=False)
+    res = run_experiment(cfg, out, resume=not fresh, log=lambda s: console.print(s, highlight=False))
+    print_leaderboard(res.leaderboard, cfg, stdout)
+    best = str(res.leaderboard["model"].iloc[0])
+    shown = _show_user(cfg, res, best, user, k, n_explain, stdout, console, load_data)
+    mdir = Path(out) / "runs" / best / f"seed{cfg.seeds_of(next(m for m in cfg.models if m.key == best))[0]}" / "model"
+    if mdir.is_dir():
+        console.print(f"[green]model[/] {mdir}  (try: longrec explain --model {mdir} --user USER --item ITEM)",
+                      highlight=False)
+    console.print(f"[green]report[/] {res.report}  (open it in a browser; the numbers are in "
+                  f"{Path(out) / 'results.parquet'})", highlight=False)
+    console.print(f"run your own: [bold]longrec experiment EXPERIMENT.toml --out DIR[/] "
+                  f"(this one: examples/quickstart.toml; keys: docs/experiment.md)", highlight=False)
+    return {"leaderboard": res.leaderboard, "report": res.report, "best": best, "user": shown}
+
+
+def _show_user(cfg, res, label: str, user, k: int, n_explain: int, stdout: Console, console: Console,
+               load_data) -> dict | None:
+    from longrec.errors import LongrecError, UnknownIdError
+    from longrec.explain import explain
+    from longrec.models.base import Recommender
+
+    spec = next(m for m in cfg.models if m.key == label)
+    mdir = Path(res.out) / "runs" / label / f"seed{cfg.seeds_of(spec)[0]}" / "model"
+    if not mdir.is_dir():
+        console.print(f"[yellow]no saved model in {mdir}; skipping the example list[/]")
+        return None
+    data = load_data(cfg.data)
+    m = Recommender.load(mdir)
+    test_users = pd.unique(data.test["user_id"])
     who = test_users[0] if user is None else user
+    vint = data.valid.interactions if data.valid is not None else None
+    hist = vint[vint["user_id"].astype(str) == str(who)] if vint is not None else None
     try:
-        mine = m.recommend(users=[who], histories=valid.interactions, k=k)
+        mine = m.recommend(users=[who], histories=hist, k=k)
     except UnknownIdError:
-        mine = pd.DataFrame(columns=["item_id", "rank", "score"])
-    items = train.items
+        console.print(f"[yellow]user {who} is not in the data; pass --user with a test user id[/]")
+        return None
+    items = data.train.items
     title_col = next((c for c in ("movie_title", "title", "name") if items is not None and c in items.columns), None)
-    t = Table("rank", "item_id", "title", "score", title=f"top-{k} for user {who}")
     titles = items.set_index("item_id")[title_col] if title_col else None
+    truth = set(data.test.loc[data.test["user_id"].astype(str) == str(who), "item_id"].astype(str))
+    t = Table("rank", "item_id", "title", "score", "in test?", title=f"{label}: top-{k} for user {who}")
     for row in mine.itertuples():
-        t.add_row(str(row.rank), str(row.item_id),
-                  str(titles.get(row.item_id, "")) if titles is not None else "", f"{row.score:.3f}")
-    print_console = Console()
-    print_console.print(t)
-    console.print(f"model saved to {Path(out) / model}")
-    return {"metrics": res, "fit_seconds": fit_s}
+        t.add_row(str(row.rank), str(row.item_id), str(titles.get(row.item_id, "")) if titles is not None else "",
+                  f"{row.score:.3f}", "[green]yes[/]" if str(row.item_id) in truth else "")
+    stdout.print(t)
+    reasons = []
+    for row in list(mine.itertuples())[:n_explain]:
+        try:
+            e = explain(m, who, row.item_id, history=hist, generator="template")
+        except LongrecError as err:
+            console.print(f"[yellow]no explanation for item {row.item_id}: {err}[/]", highlight=False)
+            continue
+        reasons.append(e)
+        name = str(titles.get(row.item_id, row.item_id)) if titles is not None else str(row.item_id)
+        stdout.print(f"  [bold]{row.rank}. {name}[/]: {e['text']}", highlight=False)
+    return {"user": str(who), "recs": mine, "explanations": reasons}

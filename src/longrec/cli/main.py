@@ -91,14 +91,16 @@ def evaluate(
 @handle_errors
 def quickstart(
     dataset: str = typer.Option("ml-100k", "--dataset", help="registered name or folder with the P1 split files"),
-    model: str = typer.Option("ease", "--model"),
+    model: Optional[str] = typer.Option(None, "--model", help="add this model to the line-up (default settings)"),
     user: Optional[str] = typer.Option(None, "--user", help="whose recommendations to print (default: the first test user)"),
-    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="where to save the model and files"),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="experiment folder: models, results, report.html"),
+    fresh: bool = typer.Option(False, "--fresh", help="refit everything (default: reuse finished runs in --out)"),
 ) -> None:
-    """Load MovieLens-100K (P1 split), train EASE (λ tuned on valid), evaluate on test, show a user's list."""
+    """A quick experiment on MovieLens-100K (P1): MostPopular, ItemKNN, EASE and a language-model
+    recommender, tested against EASE; one user's list with explanations; an HTML report."""
     from longrec.quickstart import run_quickstart
 
-    run_quickstart(dataset=dataset, model=model, user=user, out=out, console=console)
+    run_quickstart(dataset=dataset, model=model, user=user, out=out, console=console, fresh=fresh)
 
 
 @app.command("models")
@@ -125,6 +127,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.simulate", "simulate", "simulate"),
     ("longrec.cli.serve", "serve", "serve"),
     ("longrec.cli.federated", "federated", "federated"),
+    ("longrec.cli.experiment", "experiment", "experiment"),
 )
 
 
