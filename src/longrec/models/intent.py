@@ -1,0 +1,117 @@
+"""Intent-aware ranking: a user's history-based scores and a free-text intent, fused into one list.
+
+    recs = recommend_with_queries(model, users=[42], queries={42: "a light comedy for tonight"}, k=10)
+    recs = model.recommend(users=[42], queries={42: "a light comedy for tonight"}, k=10)   # the same
+
+For every user with a query, each candidate item gets
+
+    fused = (1 - w) * z(model score) + w * z(cos(query, item text))
+
+where z standardises a score row over the items that may be ranked (mean 0, std 1), so the two
+signals are on one scale whatever the model; w is `query_weight`. The item texts are the
+model's own item table (`longrec.lm.item_texts`), embedded by the packaged text encoder through
+the on-disk cache, as the query is (a repeated query costs one cache look-up). Works for every
+model: known users, users given only a history, and a brand-new user given only a sentence (then
+the model's score row is its cold-user score, popularity by default, so the result is text
+relevance with a popularity prior). Users without a query get the model's plain ranking.
+
+The default weight is the best of a grid on ml-100k P1 valid (bench/intent.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from longrec.errors import LongrecError
+from longrec.topk import topk
+
+#: fused = (1 - w) z(model) + w z(text); chosen on ml-100k P1 valid (bench/intent.py)
+DEFAULT_QUERY_WEIGHT = 0.5
+
+
+def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Standardise each row over the allowed columns (others become -inf later)."""
+    a = rows[:, allowed]
+    mu = a.mean(1, keepdims=True)
+    sd = a.std(1, keepdims=True)
+    out = np.zeros_like(rows, dtype=np.float64)
+    out[:, allowed] = (a - mu) / np.where(sd > 1e-12, sd, 1.0)
+    return out
+
+
+def item_text_vectors(model, encoder: str = "default") -> np.ndarray:
+    """L2-normalised text embeddings of the model's items (vocabulary order), kept on the model
+    object after the first call (and in the on-disk embedding cache)."""
+    from longrec.models._lm_items import embed_texts, item_texts_for
+
+    cache = getattr(model, "_intent_vectors", None)
+    if cache is not None and cache[0] == encoder:
+        return cache[1]
+    vecs = embed_texts(item_texts_for(model.vocab_.items.ids, getattr(model, "items_", None)), encoder)
+    model._intent_vectors = (encoder, vecs)
+    return vecs
+
+
+def query_vectors(texts: list[str], encoder: str = "default") -> np.ndarray:
+    from longrec.lm.query import check_query
+    from longrec.models._lm_items import embed_texts
+
+    return embed_texts([check_query(t) for t in texts], encoder)
+
+
+def recommend_with_queries(model, users=None, histories=None, queries: Mapping | None = None, k: int = 10,
+                           exclude_seen: bool = True, candidates: Iterable | None = None,
+                           query_weight: float = DEFAULT_QUERY_WEIGHT, encoder: str = "default",
+                           on_unknown_user: str = "popular") -> pd.DataFrame:
+    """Top-k per user (user_id, item_id, rank, score) fusing the model's scores with each user's
+    query; `queries` maps user_id -> text. Users default to those with a query or a history.
+    The result's `attrs["signals"]` says, per user, which signals were used
+    ({"history": bool, "text": bool, "popularity": bool}: popularity stands in for a user with
+    neither training data nor history)."""
+    queries = dict(queries or {})
+    if not 0.0 <= float(query_weight) <= 1.0:
+        raise LongrecError(f"query_weight must be between 0 and 1, got {query_weight!r}.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise LongrecError(f"k must be a positive integer, got {k!r}.")
+    if users is None:
+        users = list(queries)
+        if histories is not None:
+            users += [u for u in model._user_list(None, model._history_frame(histories)) if u not in queries]
+        if not users:
+            raise LongrecError("recommend() with queries needs users=[...], histories=... or queries={user: text}.")
+    ids, uidx, hist = model.histories(users, histories)
+    S = np.asarray(model.score_batch(uidx, hist, on_unknown_user), dtype=np.float64)
+    n_items = S.shape[1]
+    allowed = np.ones(n_items, dtype=bool)
+    if candidates is not None:
+        cand = model.vocab_.items.lookup(list(candidates))
+        allowed[:] = False
+        allowed[cand[cand >= 0]] = True
+    has_history = (uidx >= 0) | (hist.lengths() > 0)
+    qrows = [r for r, u in enumerate(ids) if u in queries or str(u) in {str(x) for x in queries}]
+    fused = S.copy()
+    if qrows:
+        by_str = {str(u): t for u, t in queries.items()}
+        texts = [queries.get(ids[r], by_str.get(str(ids[r]))) for r in qrows]
+        R = query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T
+        w = float(query_weight)
+        fused[qrows] = (1 - w) * _z(S[qrows], allowed) + w * _z(R.astype(np.float64), allowed)
+    fused[:, ~allowed] = -np.inf
+    if exclude_seen and len(hist.indices):
+        fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
+    top, vals = topk(fused, k)
+    ok = np.isfinite(vals)
+    kk = top.shape[1]
+    recs = pd.DataFrame({
+        "user_id": np.repeat(np.asarray(ids, dtype=object), kk)[ok.ravel()],
+        "item_id": model.vocab_.items.ids[top[ok]],
+        "rank": np.broadcast_to(np.arange(1, kk + 1), top.shape)[ok].astype(np.int64),
+        "score": vals[ok],
+    })
+    qset = set(qrows)
+    recs.attrs["signals"] = {u: {"history": bool(has_history[r]), "text": r in qset,
+                                 "popularity": not bool(has_history[r])} for r, u in enumerate(ids)}
+    return recs
