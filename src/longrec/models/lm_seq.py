@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from longrec.models._training import module_checkpoints, train_with_early_stopping
+from longrec.models._windows import last_items
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 
 
@@ -145,14 +146,7 @@ class LMSeq(Recommender):
     def _last_windows(hist: HistoryBatch, L: int) -> tuple[np.ndarray, np.ndarray]:
         """The last L items of each history (a HistoryBatch or a CSR matrix), right-padded (item
         index + 1), and their lengths."""
-        ptr = hist.indptr
-        lens = np.minimum(np.diff(ptr), L)
-        start = ptr[1:] - lens
-        pos = start[:, None] + np.arange(L)[None, :]
-        ok = np.arange(L)[None, :] < lens[:, None]
-        idx = hist.indices.astype(np.int64) + 1
-        seq = np.where(ok, idx[np.minimum(pos, max(len(idx) - 1, 0))] if len(idx) else 0, 0)
-        return seq, lens
+        return last_items(hist.indptr, hist.indices, L, offset=1)
 
     # ---------------------------------------------------------------- training
     def _fit(self, X, train, valid) -> None:

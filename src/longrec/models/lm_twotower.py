@@ -35,6 +35,7 @@ from pydantic import Field
 
 from longrec.models._training import module_checkpoints, train_with_early_stopping
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._windows import last_items
 
 
 class LMTwoTowerConfig(ModelConfig):
@@ -179,7 +180,7 @@ class LMTwoTower(Recommender):
         Ut = None if utext is None else torch.from_numpy(utext)
         # padded histories (n_users, H): the training histories, most recent H items
         H = int(min(np.diff(self.seen_.indptr).max(), 200))
-        seq, lens = _last_items(self.seen_.indptr, self.seen_.indices, H)
+        seq, lens = last_items(self.seen_.indptr, self.seen_.indices, H)
         seq_t, w_t = torch.from_numpy(seq), torch.from_numpy((np.arange(H)[None, :] < lens[:, None]).astype(np.float32))
         # (user, slot) training pairs: every history slot is a target once per epoch
         pu = np.repeat(np.arange(n_users), lens)
@@ -265,7 +266,7 @@ class LMTwoTower(Recommender):
 
         torch.set_num_threads(self.config.num_threads)
         H = int(max(hist.lengths().max(initial=1), 1))
-        seq, lens = _last_items(hist.indptr, hist.indices, H)
+        seq, lens = last_items(hist.indptr, hist.indices, H)
         w = (np.arange(H)[None, :] < lens[:, None]).astype(np.float32)
         ut = None
         if self.user_text_ is not None:
@@ -291,15 +292,3 @@ class LMTwoTower(Recommender):
         self.net_ = _build_net(len(self.vocab_.items), t["net.text"], ud, self.config)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("net.")})
         self._finish()
-
-
-def _last_items(indptr: np.ndarray, indices: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last H items of each CSR row, left-aligned and zero-padded, and the row lengths."""
-    lens = np.minimum(np.diff(indptr), H)
-    start = indptr[1:] - lens
-    pos = start[:, None] + np.arange(H)[None, :]
-    ok = np.arange(H)[None, :] < lens[:, None]
-    idx = np.asarray(indices, dtype=np.int64)
-    seq = np.where(ok, idx[np.minimum(pos, max(len(idx) - 1, 0))], 0) if len(idx) else np.zeros(ok.shape, np.int64)
-    return seq.astype(np.int64), lens
-

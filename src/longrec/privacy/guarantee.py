@@ -35,3 +35,14 @@ class PrivacyGuarantee:
 
     def _cold_user_scores(self, own: np.ndarray) -> np.ndarray:
         return own if self.is_private else super()._cold_user_scores(own)
+
+
+def privacy_record(mechanism: str, *, epsilon_target: float, epsilon_spent: float, delta: float,
+                   noise_multiplier: float, reproducible_noise: bool, **details: Any) -> dict[str, Any]:
+    """The meta.json "privacy" entry of a user-level DP fit: the same keys for every private
+    model (mechanism, ε target and spent, δ, noise, where the noise came from) plus its own details."""
+    from longrec.privacy.noise import noise_record
+
+    return {"private": True, "level": "user", "mechanism": mechanism, "epsilon_target": epsilon_target,
+            "epsilon_spent": epsilon_spent, "delta": delta, "noise_multiplier": noise_multiplier,
+            "noise_seed": noise_record(reproducible_noise), **details}

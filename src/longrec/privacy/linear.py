@@ -51,8 +51,8 @@ from pydantic import Field, model_validator
 
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
-from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
-from longrec.privacy.guarantee import PrivacyGuarantee
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
+from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
 
 
 class DPLinearConfig(ModelConfig):
@@ -167,12 +167,11 @@ class DPLinear(PrivacyGuarantee, Recommender):
             S2 = S2 + rng.normal(0.0, sigma * sens, S2.shape)
             e, V = np.linalg.eigh(S1)  # post-processing: back onto the PSD cone
             S1 = (V * np.maximum(e, 0.0)) @ V.T
-            self.privacy_ = {
-                "private": True, "level": "user", "mechanism": "sufficient-statistics perturbation "
-                "(one Gaussian release of S1, S2; analytic Gaussian mechanism)", "epsilon_target": cfg.dp_epsilon,
-                "epsilon_spent": cfg.dp_epsilon, "delta": delta, "noise_multiplier": round(sigma, 5),
-                "l2_sensitivity": round(sens, 5), "clip": cfg.clip, "n_users": n_users,
-                "noise_seed": noise_record(cfg.reproducible_noise)}
+            self.privacy_ = privacy_record(
+                "sufficient-statistics perturbation (one Gaussian release of S1, S2; analytic Gaussian mechanism)",
+                epsilon_target=cfg.dp_epsilon, epsilon_spent=cfg.dp_epsilon, delta=delta,
+                noise_multiplier=round(sigma, 5), reproducible_noise=cfg.reproducible_noise,
+                l2_sensitivity=round(sens, 5), clip=cfg.clip, n_users=n_users)
         W = np.linalg.solve(S1 + cfg.l2 * np.eye(S1.shape[0]), S2)
         if cfg.cold_items and cfg.dp_epsilon is None:
             warm = S2[-1] > 1e-12   # S2's β row: Σ_u φ_u[-1] x̂_u > 0 iff someone interacted

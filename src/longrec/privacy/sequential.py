@@ -32,8 +32,8 @@ from pydantic import Field
 
 from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig
-from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
-from longrec.privacy.guarantee import PrivacyGuarantee
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
+from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
 
 
 class DPLMSeqConfig(LMSeqConfig):
@@ -170,12 +170,11 @@ class DPLMSeq(PrivacyGuarantee, LMSeq):
         from opacus.accountants import PRVAccountant, RDPAccountant
         acc = RDPAccountant() if cfg.accountant == "rdp" else PRVAccountant()
         acc.history = [(sigma, q, steps)]
-        self.privacy_ = {
-            "private": True, "level": "user", "mechanism": "DP-SGD (per-user gradients by torch.func, Poisson sampling)",
-            "accountant": cfg.accountant, "epsilon_target": cfg.dp_epsilon,
-            "epsilon_spent": round(float(acc.get_epsilon(delta)), 4), "delta": delta,
-            "noise_multiplier": round(sigma, 5), "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(q, 6),
-            "steps": steps, "n_users": n_users, "noise_seed": noise_record(cfg.reproducible_noise)}
+        self.privacy_ = privacy_record(
+            "DP-SGD (per-user gradients by torch.func, Poisson sampling)", epsilon_target=cfg.dp_epsilon,
+            epsilon_spent=round(float(acc.get_epsilon(delta)), 4), delta=delta, noise_multiplier=round(sigma, 5),
+            reproducible_noise=cfg.reproducible_noise, accountant=cfg.accountant, max_grad_norm=cfg.max_grad_norm,
+            sample_rate=round(q, 6), steps=steps, n_users=n_users)
         self._finish()
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:

@@ -65,10 +65,10 @@ from pydantic import Field
 
 from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
-from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_record, noise_seed
+from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
 from longrec.fair.erasure import leace_eraser, nullspace_projection
 from longrec.privacy.accounting import calibrate_noise, require_opacus
-from longrec.privacy.guarantee import PrivacyGuarantee
+from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
 from longrec.privacy.twotower_net import (
     build_net,
     history_features,
@@ -337,16 +337,14 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
         state = {k.removeprefix("_module."): v for k, v in net.state_dict().items()}
         self.net_ = build_net(self.text_, cfg)
         self.net_.load_state_dict(state)
-        self.privacy_ = {
-            "private": True, "level": "user", "mechanism": "DP-SGD (Opacus, Poisson sampling)",
-            "accountant": cfg.accountant, "epsilon_target": cfg.dp_epsilon, "epsilon_spent": round(spent, 4),
-            "delta": delta, "noise_multiplier": round(float(dp_opt.noise_multiplier), 5),
-            "max_grad_norm": cfg.max_grad_norm, "sample_rate": round(1.0 / len(dp_loader), 6),
-            "steps": int(sum(h[2] for h in engine.accountant.history if h[1] < 1.0)), "n_users": n_users,
-            "noise_seed": noise_record(cfg.reproducible_noise),
-            "popularity_prior": None if prior_noise is None else {"mechanism": "Gaussian, per-user L2 norm 1",
-                                                                 "noise_multiplier": prior_noise},
-        }
+        self.privacy_ = privacy_record(
+            "DP-SGD (Opacus, Poisson sampling)", epsilon_target=cfg.dp_epsilon, epsilon_spent=round(spent, 4),
+            delta=delta, noise_multiplier=round(float(dp_opt.noise_multiplier), 5),
+            reproducible_noise=cfg.reproducible_noise, accountant=cfg.accountant, max_grad_norm=cfg.max_grad_norm,
+            sample_rate=round(1.0 / len(dp_loader), 6),
+            steps=int(sum(h[2] for h in engine.accountant.history if h[1] < 1.0)), n_users=n_users,
+            popularity_prior=None if prior_noise is None else {"mechanism": "Gaussian, per-user L2 norm 1",
+                                                               "noise_multiplier": prior_noise})
         return losses
 
     def _finish(self) -> None:
