@@ -169,6 +169,11 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
     if with_titles:
         from longrec.lm.catalog import add_display_columns
 
+        if model.items_ is None:
+            import warnings
+
+            warnings.warn("--with-titles: the model was trained without an item table, so there are no titles "
+                          "to add; retrain with --items ITEMS to get them.")
         recs = add_display_columns(recs, model.items_)
     _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}

@@ -202,6 +202,10 @@ def test_cli_ask_dedupe_titles_text_columns(ask_cli, books_files):
     r = CliRunner().invoke(ask_cli, ["ask", "hobbit", "--items", str(items), "--text-columns", "title,isbn",
                                      "--output", str(out)])
     assert r.exit_code == 2 and "isbn" in r.output and "Traceback" not in r.output
+    no_author = tmp / "no_author.csv"
+    BOOKS.drop(columns="author").to_csv(no_author, index=False)
+    r = CliRunner().invoke(ask_cli, ["ask", "hobbit", "--items", str(no_author), "--dedupe", "--output", str(out)])
+    assert r.exit_code == 2 and "author" in r.output
 
 
 def test_cli_recommend_with_titles_and_show(books_files):
