@@ -21,6 +21,7 @@ Everything here is a pure function of a row (a pandas Series, a dict, or any map
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import string
 from collections.abc import Mapping
@@ -370,7 +371,7 @@ def item_text(row, template: str | None = None, max_chars: int = 2000, columns: 
                 parts.append(s)
             continue
         val = d[col]
-        if isinstance(val, (int, float)) and not isinstance(val, bool) and val == 0:
+        if isinstance(val, numbers.Number) and not isinstance(val, bool) and val == 0:
             continue
         s = _present(_clean(val))
         if s:
