@@ -151,6 +151,10 @@ def test_display_columns():
     out = add_display_columns(recs, BOOKS)
     assert out.columns.tolist()[:4] == ["user_id", "item_id", "rank", "score"]
     assert out["title"].tolist() == ["Emma (1815)", ""] and out["publisher"].tolist() == ["", ""]
+    movies = pd.DataFrame({"item_id": [1], "movie_title": ["Usual Suspects, The"], "release_year": ["1995"],
+                           "class": ["Crime Thriller"]})
+    assert display_table(movies).to_dict("records") == [
+        {"item_id": 1, "title": "The Usual Suspects (1995)", "genres": "Crime, Thriller"}]
 
 
 # ------------------------------------------------------------------ CLI

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from longrec.lm.text import (
-    TITLE_COLUMNS, YEAR_COLUMNS, _bare, _clean, _present, _year, category_column, readable_title,
+    TITLE_COLUMNS, YEAR_COLUMNS, _bare, _clean, _label, _present, _year, item_lists, readable_title,
 )
 
 #: Columns that name who made an item (used for duplicate detection and display).
@@ -122,7 +122,7 @@ def duplicate_groups(items: pd.DataFrame) -> list[list]:
 def display_table(items: pd.DataFrame) -> pd.DataFrame:
     """item_id + readable columns: ``title`` (article moved to the front, year appended when
     known and not 0), then the creator (author, artist, brand, ...), publisher and the
-    category column (genres, class) when present."""
+    category column as a comma list (``genres``, ``class``, ``tags``) when present."""
     cols = list(items.columns)
     out = pd.DataFrame({"item_id": items["item_id"].to_numpy()})
     tcol, ycol = _col(cols, TITLE_COLUMNS), _col(cols, YEAR_COLUMNS)
@@ -137,9 +137,13 @@ def display_table(items: pd.DataFrame) -> pd.DataFrame:
             t = readable_title(t)
             titles.append(f"{t} ({y})" if y and not re.search(r"\(\d{4}\)\s*$", t) else t)
         out["title"] = titles
-    for c in (_col(cols, CREATOR_COLUMNS), _col(cols, ("publisher",)), category_column(cols)):
+    for c in (_col(cols, CREATOR_COLUMNS), _col(cols, ("publisher",))):
         if c is not None and _bare(c) not in out.columns:
             out[_bare(c)] = [(_present(_clean(v)) or "") for v in items[c]]
+    lists, c = item_lists(items)
+    if c is not None:   # the category column as a comma list, named by its label ("genres" for ML's class)
+        name = _label(c, cols).lower()
+        out[name if name not in out.columns else _bare(c)] = [", ".join(v) for v in lists]
     return out
 
 
