@@ -48,9 +48,11 @@ def run_quickstart(dataset: str = "ml-100k", model: str = "ease", user=None, out
     title_col = next((c for c in ("movie_title", "title", "name") if items is not None and c in items.columns), None)
     t = Table("rank", "item_id", "title", "score", title=f"top-{k} for user {who}")
     titles = items.set_index("item_id")[title_col] if title_col else None
+    from rich.markup import escape  # titles and ids are data, not markup ("[Live]")
+
     for row in mine.itertuples():
-        t.add_row(str(row.rank), str(row.item_id),
-                  str(titles.get(row.item_id, "")) if titles is not None else "", f"{row.score:.3f}")
+        t.add_row(str(row.rank), escape(str(row.item_id)),
+                  escape(str(titles.get(row.item_id, ""))) if titles is not None else "", f"{row.score:.3f}")
     print_console = Console()
     print_console.print(t)
     console.print(f"model saved to {Path(out) / model}")
