@@ -70,12 +70,15 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
                      items: PathLike | None = None, users: PathLike | None = None,
                      config: PathLike | dict | None = None, seed: int | None = None,
                      meta: dict | None = None, dp_epsilon: float | None = None,
-                     workers: int | None = None, ray_address: str | None = None):
+                     workers: int | None = None, ray_address: str | None = None,
+                     text_columns: Sequence[str] | str | None = None):
     """Train `model` on the files, save it to `out`, return the fitted model.
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
     `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`).
-    workers, ray_address: data-parallel training on Ray Train (models with a `workers` setting)."""
+    workers, ray_address: data-parallel training on Ray Train (models with a `workers` setting).
+    text_columns: the item columns that make an item's text, in order (models that embed item
+    text; saved in the model's config as `item_text_columns`)."""
     from longrec.data.readers import read_interactions
     from longrec.models.registry import DP_VARIANTS, get_model_class
 
@@ -97,10 +100,21 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
             cfg["workers"] = workers
         if ray_address is not None:
             cfg["ray_address"] = ray_address
+    if text_columns is not None:
+        from longrec.lm.text import parse_text_columns
+
+        if "item_text_columns" not in klass.Config.model_fields:
+            raise ConfigError(f"model {model!r} does not use item text, so --text-columns does not apply to it; "
+                              "use it with a language-model model (lm-seq, lm-twotower, lm-linear-dp, ...).")
+        cfg["item_text_columns"] = parse_text_columns(text_columns)
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read
     train_ds = read_dataset_files(train, items, users)
+    if cfg.get("item_text_columns") and train_ds.items is not None:
+        from longrec.lm.text import _resolve_columns
+
+        _resolve_columns(cfg["item_text_columns"], train_ds.items.columns)  # fail before training
     if meta:
         train_ds.meta.update(meta)
     valid_ds = train_ds.with_interactions(read_interactions(valid)) if valid is not None else None
@@ -125,8 +139,9 @@ def _atomic_write(path: PathLike, write) -> None:
 def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
-                      rerank: str | None = None) -> pd.DataFrame:
+                      rerank: str | None = None, with_titles: bool = False) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
+    with_titles: add the items' title (and author, publisher, category) columns.
 
     Training interactions are always history; each history file adds interactions known at
     inference time; every history item is excluded. Users: from `users` (a file with a
@@ -161,6 +176,15 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
 
         recs = recommend_reranked(model, users=user_ids, histories=hist_df, k=k, spec=rerank,
                                   n_candidates=max(100, k), candidates=cand, exclude_seen=True, progress=progress)
+    if with_titles:
+        from longrec.lm.catalog import add_display_columns
+
+        if model.items_ is None:
+            import warnings
+
+            warnings.warn("--with-titles: the model was trained without an item table, so there are no titles "
+                          "to add; retrain with --items ITEMS to get them.")
+        recs = add_display_columns(recs, model.items_)
     _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
     meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],

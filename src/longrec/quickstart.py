@@ -90,8 +90,11 @@ def _show_user(cfg, res, label: str, user, k: int, n_explain: int, stdout: Conso
     titles = items.set_index("item_id")[title_col] if title_col else None
     truth = set(data.test.loc[data.test["user_id"].astype(str) == str(who), "item_id"].astype(str))
     t = Table("rank", "item_id", "title", "score", "in test?", title=f"{label}: top-{k} for user {who}")
+    from rich.markup import escape  # titles and ids are data, not markup ("[Live]")
+
     for row in mine.itertuples():
-        t.add_row(str(row.rank), str(row.item_id), str(titles.get(row.item_id, "")) if titles is not None else "",
+        t.add_row(str(row.rank), escape(str(row.item_id)),
+                  escape(str(titles.get(row.item_id, ""))) if titles is not None else "",
                   f"{row.score:.3f}", "[green]yes[/]" if str(row.item_id) in truth else "")
     stdout.print(t)
     reasons = []
@@ -103,5 +106,5 @@ def _show_user(cfg, res, label: str, user, k: int, n_explain: int, stdout: Conso
             continue
         reasons.append(e)
         name = str(titles.get(row.item_id, row.item_id)) if titles is not None else str(row.item_id)
-        stdout.print(f"  [bold]{row.rank}. {name}[/]: {e['text']}", highlight=False)
+        stdout.print(f"  [bold]{row.rank}. {escape(name)}[/]: {escape(e['text'])}", highlight=False)
     return {"user": str(who), "recs": mine, "explanations": reasons}

@@ -8,6 +8,11 @@ highest cosine similarity are written as RECS.csv (user_id empty, item_id, rank,
 `--model DIR` is used only when DIR holds a saved `ItemIndex` (item_vectors.safetensors +
 item_ids.parquet, made by `ItemIndex.save`); the index must come from the same encoder.
 Other model directories are ignored for now (with a warning).
+
+`--text-columns title,author,publisher` chooses the item columns that make an item's text (in
+that order). `--dedupe` (the default when the item table has title and author columns) keeps
+one row of each group of near-duplicate items (two editions of a book). `--with-titles` adds
+the item's title (and author, publisher, category when present) to RECS.csv.
 """
 
 from __future__ import annotations
@@ -26,17 +31,37 @@ def ask(
     k: int = typer.Option(10, "--k", help="How many items to return."),
     candidates: Optional[Path] = typer.Option(None, "--candidates", help="File of item ids to choose from."),
     output: Path = typer.Option(..., "--output", help="Where to write RECS.csv (user_id,item_id,rank,score)."),
+    text_columns: Optional[str] = typer.Option(None, "--text-columns",
+                                               help="Item columns that make an item's text, in order, e.g. title,author,publisher."),
+    dedupe: Optional[bool] = typer.Option(None, "--dedupe/--no-dedupe",
+                                          help="Merge near-duplicate items (same title and author); default: on when "
+                                          "the item table has both columns."),
+    with_titles: bool = typer.Option(False, "--with-titles", help="Add title (and author, ...) columns to RECS.csv."),
 ) -> None:
     """Recommend items for a natural-language request (text embeddings, exact search)."""
     from longrec.data import read_id_list, read_items
     from longrec.errors import ConfigError
     from longrec.lm.index import ItemIndex
+    from longrec.lm.catalog import add_display_columns, can_dedupe, dedupe_items
     from longrec.lm.query import check_query, recommend_text
+    from longrec.lm.text import _resolve_columns, parse_text_columns
 
     check_query(text)
     if k < 1:
         raise ConfigError(f"--k must be a positive integer, got {k}")
     item_df = read_items(items)
+    cols = parse_text_columns(text_columns)
+    if cols is not None:
+        cols = _resolve_columns(cols, item_df.columns)
+    table = item_df
+    mapping: dict = {}
+    if dedupe is None:
+        dedupe = can_dedupe(item_df)
+    if dedupe:
+        if not can_dedupe(item_df):
+            raise ConfigError("--dedupe needs an item table with a title column and an author (or artist, brand) "
+                              "column; this one has neither pair. Drop --dedupe.")
+        table, mapping = dedupe_items(item_df)
     index = None
     if model is not None:
         if not model.exists():
@@ -47,7 +72,16 @@ def ask(
             warnings.warn(f"--model {str(model)!r} holds no ItemIndex; it is ignored and the item texts "
                           f"are encoded instead")
     cand = None if candidates is None else read_id_list(candidates, "item_id")
-    recs = recommend_text(text, item_df, k=k, candidates=cand, item_vectors=index)
+    if index is not None:
+        table = item_df   # a saved index covers its own items
+        if dedupe and mapping:
+            keep = set(map(str, table["item_id"])) - set(map(str, mapping))
+            cand = [c for c in (cand if cand is not None else index.item_ids) if str(c) in keep]
+    elif cand is not None and mapping:
+        cand = list(dict.fromkeys(mapping.get(c, c) for c in cand))   # a dropped edition -> the kept one
+    recs = recommend_text(text, table, k=k, candidates=cand, item_vectors=index, text_columns=cols)
+    if with_titles:
+        recs = add_display_columns(recs, item_df)
     output.parent.mkdir(parents=True, exist_ok=True)
     recs.to_csv(output, index=False)
     from longrec.cli._common import console

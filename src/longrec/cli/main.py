@@ -31,6 +31,8 @@ def train(
                                           help="data-parallel training processes on Ray Train (lm-seq)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address",
                                               help="Ray cluster to train on (default: a local Ray)"),
+    text_columns: Optional[str] = typer.Option(None, "--text-columns",
+                                               help="item columns that make an item's text, in order, e.g. title,author,publisher"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
@@ -38,7 +40,7 @@ def train(
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
-                             ray_address=ray_address)
+                             ray_address=ray_address, text_columns=text_columns)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
@@ -56,12 +58,14 @@ def recommend(
     candidates: Optional[Path] = typer.Option(None, "--candidates", help="file with an item_id column"),
     rerank: Optional[str] = typer.Option(None, "--rerank",
                                          help="re-ranker NAME:λ (mmr, calibrated, exposure, longtail, fair), e.g. mmr:0.3"),
+    with_titles: bool = typer.Option(False, "--with-titles", help="add title (and author, ...) columns to RECS.csv"),
 ) -> None:
     """Write top-K recommendations; training interactions and --history items are excluded."""
     from longrec.pipeline import recommend_to_file
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
-                             candidates=candidates, progress=True, rerank=rerank)
+                             candidates=candidates, progress=True, rerank=rerank,
+                             with_titles=with_titles)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 
@@ -128,6 +132,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.serve", "serve", "serve"),
     ("longrec.cli.federated", "federated", "federated"),
     ("longrec.cli.experiment", "experiment", "experiment"),
+    ("longrec.cli.show", "show", "show"),
 )
 
 

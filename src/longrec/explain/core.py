@@ -56,7 +56,7 @@ def checker_of(model, catalog: Catalog | None = None) -> GroundingChecker:
     chk = _CHECKERS.get(model)
     if chk is None:
         cat = catalog or catalog_of(model)
-        chk = GroundingChecker([f for forms in cat.forms for f in forms], cat.all_genres)
+        chk = GroundingChecker([f for forms in cat.forms for f in forms], cat.all_genres + cat.small_attribute_values())
         _CHECKERS[model] = chk
     return chk
 
@@ -155,6 +155,10 @@ def explanation_facts(model, user, item, history=None, max_because: int = 3, met
     # "because" reads as one phrase in the templates; the titles stay separate for the checker
     facts: dict = {"title": cat.titles[t], "genres": list(cat.genres[t]),
                    "because": " and ".join(titles), "because_titles": titles}
+    # shared values of other item columns (author, publisher, ...): "author Frank Herbert"
+    shared = [f"{a['type']} {a['value']}" for a in attributes if a["type"] not in ("genre", "era", cat.genre_type)]
+    if shared:
+        facts["shared"] = shared[:2]
     eras = [a["value"] for a in attributes if a["type"] == "era"]
     if eras:
         facts["era"] = eras[0]

@@ -47,14 +47,14 @@ class ItemIndex:
     # ------------------------------------------------------------------ build
     @classmethod
     def from_items(cls, items: pd.DataFrame, encoder=None, template: str | None = None,
-                   texts: list[str] | None = None) -> "ItemIndex":
+                   texts: list[str] | None = None, columns: list[str] | None = None) -> "ItemIndex":
         """Encode the item texts (`item_texts`) of an item table with `encoder`
         (default: the cached default encoder)."""
         from longrec.lm.text import item_texts
 
         enc = _resolve_encoder(encoder)
         if texts is None:
-            texts = item_texts(items, template=template)
+            texts = item_texts(items, template=template, columns=columns)
         vecs = enc.encode(texts)
         return cls(_item_id_column(items), vecs, identity=enc.identity)
 

@@ -34,6 +34,12 @@ LANGUAGES = ("en", "zh")
 PROMPTS: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {
     "explain": {
         "en": [
+            (("title", "genres", "because", "shared"),
+             "Recommendation: {title} ({genres}; same {shared} as the user's history).\n"
+             "The user recently enjoyed {because}.\nWhy the user will like it:"),
+            (("title", "because", "shared"),
+             "Recommendation: {title} (same {shared} as the user's history).\n"
+             "The user recently enjoyed {because}.\nWhy the user will like it:"),
             (("title", "genres", "because"),
              "Recommendation: {title} ({genres}).\nThe user recently enjoyed {because}.\nWhy the user will like it:"),
             (("title", "because"),
@@ -42,6 +48,10 @@ PROMPTS: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {
             (("title",), "Recommendation: {title}.\nWhy the user will like it:"),
         ],
         "zh": [
+            (("title", "genres", "because", "shared"),
+             "推荐：《{title}》（{genres}；与用户历史相同的{shared}）。\n用户最近喜欢：{because}。\n用户会喜欢它的原因："),
+            (("title", "because", "shared"),
+             "推荐：《{title}》（与用户历史相同的{shared}）。\n用户最近喜欢：{because}。\n用户会喜欢它的原因："),
             (("title", "genres", "because"),
              "推荐：《{title}》（{genres}）。\n用户最近喜欢：{because}。\n用户会喜欢它的原因："),
             (("title", "because"), "推荐：《{title}》。\n用户最近喜欢：{because}。\n用户会喜欢它的原因："),
@@ -65,12 +75,17 @@ PROMPTS: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {
 TEMPLATES: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {
     "explain": {
         "en": [
+            (("title", "genres", "because", "shared"),
+             "We recommend {title} ({genres}) because you enjoyed {because} (same {shared})."),
+            (("title", "because", "shared"), "We recommend {title} because you enjoyed {because} (same {shared})."),
             (("title", "genres", "because"), "We recommend {title} ({genres}) because you enjoyed {because}."),
             (("title", "because"), "We recommend {title} because you enjoyed {because}."),
             (("title", "genres"), "We recommend {title}, a {genres} title."),
             (("title",), "We recommend {title}."),
         ],
         "zh": [
+            (("title", "genres", "because", "shared"), "推荐《{title}》（{genres}），因为你喜欢{because}（相同的{shared}）。"),
+            (("title", "because", "shared"), "推荐《{title}》，因为你喜欢{because}（相同的{shared}）。"),
             (("title", "genres", "because"), "推荐《{title}》（{genres}），因为你喜欢{because}。"),
             (("title", "because"), "推荐《{title}》，因为你喜欢{because}。"),
             (("title", "genres"), "推荐《{title}》，类型：{genres}。"),

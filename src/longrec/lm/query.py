@@ -41,7 +41,7 @@ def check_query(text) -> str:
 def recommend_text(text: str, items: pd.DataFrame | None = None, k: int = 10, encoder=None,
                    candidates: Iterable | None = None, exclude: Iterable | None = None,
                    item_vectors: np.ndarray | ItemIndex | None = None, user_id=None,
-                   template: str | None = None) -> pd.DataFrame:
+                   template: str | None = None, text_columns: list[str] | None = None) -> pd.DataFrame:
     """Rank items for a free-text request.
 
     text: the request ("an animated movie for children", a `user_text` profile, ...).
@@ -53,6 +53,8 @@ def recommend_text(text: str, items: pd.DataFrame | None = None, k: int = 10, en
     candidates / exclude: item ids to restrict to / to leave out.
     item_vectors: precomputed item vectors aligned with `items` rows, or an `ItemIndex`.
     user_id: put in the user_id column (None = anonymous).
+    text_columns: the item columns that make an item's text, in order (None = every text
+        column; see `longrec.lm.text.item_text`).
 
     Returns a DataFrame with columns user_id, item_id, rank (1..k), score (cosine), best first.
     """
@@ -69,7 +71,7 @@ def recommend_text(text: str, items: pd.DataFrame | None = None, k: int = 10, en
             raise DataError("the item table is empty")
         ids = _item_id_column(items)
         if item_vectors is None:
-            index = ItemIndex.from_items(items, encoder=enc, template=template)
+            index = ItemIndex.from_items(items, encoder=enc, template=template, columns=text_columns)
         else:
             vecs = np.asarray(item_vectors, dtype=np.float32)
             if vecs.shape[0] != len(items):

@@ -21,20 +21,26 @@ from longrec.errors import ConfigError
 HASH_DIM = 256
 
 
-def item_texts_for(item_ids: np.ndarray, items: pd.DataFrame | None, template: str | None = None) -> list[str]:
+def item_texts_for(item_ids: np.ndarray, items: pd.DataFrame | None, template: str | None = None,
+                   columns: list[str] | None = None) -> list[str]:
     """The text of every vocabulary item, in vocabulary order; an item without a row in the
-    item table is described by its id (better than nothing, and never a crash)."""
+    item table is described by its id (better than nothing, and never a crash). ``columns``:
+    the item columns to describe items with, in order (None = every text column)."""
     from longrec.lm.text import item_texts
 
     texts = [f"Item {i}" for i in item_ids]
+    if columns is not None and items is not None:
+        from longrec.lm.text import _resolve_columns
+
+        _resolve_columns(columns, items.columns)  # unknown names: a ConfigError, also when no row matches
     if items is None or "item_id" not in items.columns or len(items) == 0:
         return texts
     tab = items.drop_duplicates("item_id", keep="last")
     pos = pd.Index(tab["item_id"].astype(str)).get_indexer(pd.Series(item_ids, dtype=object).astype(str))
     have = np.flatnonzero(pos >= 0)
     if len(have):
-        rows = tab.iloc[pos[have]]
-        for j, t in zip(have, item_texts(rows, template=template)):
+        all_texts = item_texts(tab, template=template, columns=columns)  # one list separator per column
+        for j, t in zip(have, (all_texts[p] for p in pos[have])):
             texts[j] = t or texts[j]
     return texts
 
@@ -64,5 +70,5 @@ def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
 
 
 def item_text_matrix(item_ids: np.ndarray, items: pd.DataFrame | None, encoder: str = "default",
-                     template: str | None = None) -> np.ndarray:
-    return embed_texts(item_texts_for(item_ids, items, template), encoder)
+                     template: str | None = None, columns: list[str] | None = None) -> np.ndarray:
+    return embed_texts(item_texts_for(item_ids, items, template, columns), encoder)

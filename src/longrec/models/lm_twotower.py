@@ -41,6 +41,8 @@ from longrec.models._windows import last_items
 class LMTwoTowerConfig(ModelConfig):
     encoder: str = Field("default", description="longrec.lm encoder spec for texts, or 'hash'")
     item_text_template: str | None = None
+    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
+                                                "order, e.g. ['title', 'author'] (None = every text column)")
     use_id: bool = Field(True, description="add a learned ID embedding to the item tower")
     id_dropout: float = Field(0.5, ge=0, le=1, description="share of items whose ID part is dropped per step")
     user_text: bool = Field(False, description="embed user-table attributes as user text (opt-in: "
@@ -170,7 +172,8 @@ class LMTwoTower(Recommender):
         rng = np.random.default_rng(cfg.seed)
         n_users, n_items = X.shape
         t0 = time.perf_counter()
-        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template)
+        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template,
+                                cfg.item_text_columns)
         utext = self._user_texts(train)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
         self.net_ = _build_net(n_items, text, 0 if utext is None else utext.shape[1], cfg)

@@ -81,6 +81,8 @@ from longrec.privacy.twotower_net import (
 class DPTwoTowerConfig(ModelConfig):
     encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
     item_text_template: str | None = Field(None, description="str.format template over item columns")
+    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
+                                                "order, e.g. ['title', 'author'] (None = every text column)")
     dim: int = Field(32, ge=4, description="width of the user/item vectors")
     hidden: int = Field(0, ge=0, description="hidden width of the user tower MLP (0 = linear tower)")
     epochs: int = Field(30, ge=1, description="passes over the users")
@@ -134,7 +136,7 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
     def _item_text(self) -> np.ndarray:
         from longrec.models._lm_items import item_text_matrix
         return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
-                                self.config.item_text_template)
+                                self.config.item_text_template, self.config.item_text_columns)
 
     def _fit(self, X, train, valid) -> None:
         import torch

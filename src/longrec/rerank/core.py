@@ -103,15 +103,12 @@ def _genre_lists(items: pd.DataFrame | None) -> pd.Series | None:
     """item_id -> list of genres from the first genre-like column of an item table."""
     if items is None or "item_id" not in items.columns:
         return None
-    from longrec.lm.text import GENRE_COLUMNS, split_list  # light module (re, string)
+    from longrec.lm.text import item_lists  # light module (re, string); the one category parser
 
-    cols = {str(c).split(":", 1)[0].lower(): c for c in items.columns}
-    col = next((cols[c] for c in GENRE_COLUMNS if c in cols), None)
+    vals, col = item_lists(items)
     if col is None:
         return None
-    vals = items[col].map(lambda v: split_list(str(v)) if isinstance(v, str) else
-                          (list(v) if isinstance(v, (list, tuple, set)) else []))
-    return pd.Series(vals.to_numpy(), index=items["item_id"].to_numpy())
+    return pd.Series(vals, index=items["item_id"].to_numpy(), dtype=object)
 
 
 @dataclass

@@ -30,8 +30,6 @@ from longrec.data.dataset import Dataset
 from longrec.errors import DataError
 from longrec.simulate.config import MetricSettings, WorldSettings
 
-GENRE_COLUMNS = ("class", "genres", "genre", "category", "categories")
-
 
 @dataclass
 class World:
@@ -123,16 +121,19 @@ def _quality(inter: pd.DataFrame, item_ids: np.ndarray, prior: float = 10.0) -> 
 
 
 def _genres(items: pd.DataFrame | None, item_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    col = None if items is None else next((c for c in GENRE_COLUMNS if c in items.columns), None)
+    """Row-normalised membership of each item in the categories of the item table's category
+    column (genres, tags, a clothing class, ...), parsed by `longrec.lm.text.item_lists` (the
+    same parser as item text and explanations: "Science Fiction|Drama" is two genres)."""
+    from longrec.lm.text import item_lists
+
+    tokens, col = item_lists(items, item_ids) if items is not None and "item_id" in items.columns else ([], None)
     if col is None:  # no genre information: boredom becomes a global satiation
         return np.ones((len(item_ids), 1), dtype=np.float32), ["all"]
-    tab = items.drop_duplicates("item_id").set_index("item_id")[col].reindex(item_ids).fillna("").astype(str)
-    tokens = tab.str.split()
     names = sorted({g for gs in tokens for g in gs})
     if not names:
         return np.ones((len(item_ids), 1), dtype=np.float32), ["all"]
     pos = {g: k for k, g in enumerate(names)}
-    rows = np.repeat(np.arange(len(item_ids)), tokens.str.len().to_numpy())
+    rows = np.repeat(np.arange(len(item_ids)), [len(gs) for gs in tokens])
     cols = np.array([pos[g] for gs in tokens for g in gs], dtype=np.int64)
     M = np.zeros((len(item_ids), len(names)), dtype=np.float32)
     M[rows, cols] = 1.0
