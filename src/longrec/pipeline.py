@@ -59,18 +59,22 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
 
 
 def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,
-                       unknown_items: str = "warn", name: str = "") -> Dataset:
+                       unknown_items: str = "warn", name: str = "", duplicates: str = "keep-last") -> Dataset:
     from longrec.data.readers import dataset_from_frames
 
     return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
-                               name=name or Path(train).stem)
+                               name=name or Path(train).stem, duplicates=duplicates)
 
 
 def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
                      items: PathLike | None = None, users: PathLike | None = None,
                      config: PathLike | dict | None = None, seed: int | None = None,
-                     meta: dict | None = None, dp_epsilon: float | None = None):
+                     meta: dict | None = None, dp_epsilon: float | None = None, duplicates: str = "keep-last"):
     """Train `model` on the files, save it to `out`, return the fitted model.
+
+    duplicates: what to do with repeated (user, item) rows of the training file (see
+    `longrec.data.validate`); "keep-all" keeps re-consumption (repeat purchases) for the models
+    that use it (top-frequency, tifu-knn).
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
     `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`)."""
@@ -90,7 +94,7 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read
-    train_ds = read_dataset_files(train, items, users)
+    train_ds = read_dataset_files(train, items, users, duplicates=duplicates)
     if meta:
         train_ds.meta.update(meta)
     valid_ds = train_ds.with_interactions(read_interactions(valid)) if valid is not None else None
@@ -115,11 +119,12 @@ def _atomic_write(path: PathLike, write) -> None:
 def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
-                      rerank: str | None = None) -> pd.DataFrame:
+                      rerank: str | None = None, keep_seen: bool = False) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
 
     Training interactions are always history; each history file adds interactions known at
-    inference time; every history item is excluded. Users: from `users` (a file with a
+    inference time; every history item is excluded, unless `keep_seen` (repeat consumption:
+    items consumed before stay eligible). Users: from `users` (a file with a
     user_id column), or every user seen in training or the histories (`all_users`, the
     default when no users file is given)."""
     from longrec.data.readers import read_id_list, read_interactions
@@ -144,18 +149,19 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
         user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
     if rerank is None:
-        recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=True, candidates=cand,
+        recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=not keep_seen, candidates=cand,
                                progress=progress)
     else:
         from longrec.rerank import recommend_reranked
 
         recs = recommend_reranked(model, users=user_ids, histories=hist_df, k=k, spec=rerank,
-                                  n_candidates=max(100, k), candidates=cand, exclude_seen=True, progress=progress)
+                                  n_candidates=max(100, k), candidates=cand, exclude_seen=not keep_seen,
+                                  progress=progress)
     _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
     meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
                  "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
-                 "rerank": rerank,
+                 "rerank": rerank, "keep_seen": keep_seen,
                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     Path(f"{output}.meta.json").write_text(json.dumps(meta, indent=2, default=str))
     return recs

@@ -27,13 +27,16 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the config)"),
     dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
                                                help="user-level differential privacy at this ε (lm-twotower, lm-linear-dp, lm-seq)"),
+    duplicates: str = typer.Option("keep-last", "--duplicates",
+                                   help="repeated (user, item) rows: keep-last, keep-first, drop, error, or keep-all "
+                                        "(repeat consumption, for top-frequency / tifu-knn)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
-                             config=config, seed=seed, dp_epsilon=dp_epsilon)
+                             config=config, seed=seed, dp_epsilon=dp_epsilon, duplicates=duplicates)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
@@ -51,12 +54,14 @@ def recommend(
     candidates: Optional[Path] = typer.Option(None, "--candidates", help="file with an item_id column"),
     rerank: Optional[str] = typer.Option(None, "--rerank",
                                          help="re-ranker NAME:λ (mmr, calibrated, exposure, longtail, fair), e.g. mmr:0.3"),
+    keep_seen: bool = typer.Option(False, "--keep-seen",
+                                   help="keep consumed items eligible (repeat consumption: groceries, re-orders)"),
 ) -> None:
-    """Write top-K recommendations; training interactions and --history items are excluded."""
+    """Write top-K recommendations; training interactions and --history items are excluded (unless --keep-seen)."""
     from longrec.pipeline import recommend_to_file
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
-                             candidates=candidates, progress=True, rerank=rerank)
+                             candidates=candidates, progress=True, rerank=rerank, keep_seen=keep_seen)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 
