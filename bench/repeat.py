@@ -83,12 +83,12 @@ def evaluate_both(model_name: str, cfg: dict, s: dict) -> dict:
 
 
 TIFU_GRID = {
-    "group_size": [None],
-    "n_groups": [3, 5, 7],
-    "within_decay": [0.9, 1.0],
+    "n_groups": [2, 3, 5],
+    "within_decay_scope": ["history"],
+    "within_decay": [0.8, 0.9, 1.0],
     "group_decay": [0.6, 0.7, 0.8],
     "k": [100, 300],
-    "alpha": [0.7, 0.9],
+    "alpha": [0.8, 0.9],
     "similarity": ["euclidean", "cosine"],
 }
 
