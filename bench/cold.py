@@ -30,14 +30,18 @@ import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+_AP = {"value_columns": ["author", "publisher"]}
 TFIDF_GRID: list[dict] = [
     {},
     {"value_columns": ["author"]},
-    {"value_columns": ["author", "publisher"]},
-    {"value_columns": ["author"], "prior_weight": 0.1},
-    {"value_columns": ["author"], "prior_weight": 0.3},
+    _AP,
     {"prior_weight": 0.1},
-    {"prior_weight": 0.3},
+    {"neighbours": 10},
+    {"neighbours": 20},
+    {"neighbours": 50},
+    {**_AP, "neighbours": 10},
+    {**_AP, "neighbours": 20},
+    {**_AP, "neighbours": 50},
 ]
 
 

@@ -34,7 +34,10 @@ MODELS: dict[str, tuple[str, dict]] = {
     "top-frequency": ("top-frequency", {}),
     "itemknn": ("itemknn", {"k": 50}),
     "ease": ("ease", {}),
+    # the model's defaults are the best valid setting of TIFU_GRID (bench/results/repeat_tuning.jsonl)
     "tifu-knn": ("tifu-knn", {}),
+    "tifu-knn (reference setting)": ("tifu-knn", {"n_groups": 3, "within_decay": 0.9, "group_decay": 0.7,
+                                                  "k": 100, "alpha": 0.9}),
 }
 
 

@@ -76,7 +76,7 @@ def tifu(**cfg):
 def test_tifu_user_vector_paper_grouping():
     # user 1, m = 2: groups {o1}, {o2, o3}; r = 0.5 for both decays
     # g0 = A + B;  g1 = (0.5 (A + C) + (B + D)) / 2;  u = (0.5 g0 + g1) / 2
-    m = tifu(group_size=2, within_decay=0.5, group_decay=0.5, alpha=1.0)
+    m = tifu(n_groups=0, group_size=2, within_decay_scope="group", within_decay=0.5, group_decay=0.5, alpha=1.0)
     s = m.score(users=[1]).loc[1]
     expect = {"A": (0.5 + 0.25) / 2, "B": (0.5 + 0.5) / 2, "C": 0.25 / 2, "D": 0.5 / 2, "E": 0.0}
     for item, v in expect.items():
@@ -95,8 +95,8 @@ def test_tifu_user_vector_code_grouping():
 
 def test_tifu_neighbours_only():
     # alpha 0, k 1: user 2's score is its only neighbour's (user 1's) vector
-    m = tifu(group_size=2, within_decay=0.5, group_decay=0.5, alpha=0.0, k=1)
-    own1 = tifu(group_size=2, within_decay=0.5, group_decay=0.5, alpha=1.0).score(users=[1]).loc[1]
+    m = tifu(n_groups=2, within_decay=0.5, group_decay=0.5, alpha=0.0, k=1)
+    own1 = tifu(n_groups=2, within_decay=0.5, group_decay=0.5, alpha=1.0).score(users=[1]).loc[1]
     np.testing.assert_allclose(m.score(users=[2]).loc[2].to_numpy(), own1.to_numpy(), atol=1e-6)
 
 
@@ -109,7 +109,7 @@ def test_tifu_ranks_repeats_first_and_new_history_counts():
 
 
 def test_tifu_save_load_keeps_baskets(tmp_path):
-    m = tifu(group_size=2)
+    m = tifu(n_groups=0, group_size=2)
     m.save(tmp_path / "m")
     again = get_model_class("tifu-knn").load(tmp_path / "m")
     pd.testing.assert_frame_equal(m.score(users=[1, 2]), again.score(users=[1, 2]))

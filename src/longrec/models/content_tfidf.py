@@ -5,6 +5,11 @@
     p_u       mean of x_i over the user's history
     score     cos(p_u, x_j) (+ prior_weight · π_j, see below)
 
+With ``neighbours`` = k the score is a text item-kNN instead: score(u, j) = Σ_{i ∈ H_u ∩ N_k(j)}
+cos(x_i, x_j), where N_k(j) holds the k training items most similar to j by text (j excluded):
+only close matches (same author, same series, same publisher) count, not the sum of many weak
+word overlaps.
+
 Every item of the item table gets a vector from its text, so items nobody interacted with in
 training (new books, new products) are scored like any other: pick it for cold-start items and
 text-rich catalogues (books: title, author, publisher), or as the content member of a `blend`.
@@ -39,6 +44,8 @@ class ContentTFIDFConfig(ModelConfig):
                                      description="columns whose whole (normalised) value is also one token")
     sublinear_tf: bool = True
     min_df: int = Field(1, ge=1, description="drop words in fewer items")
+    neighbours: int | None = Field(None, ge=1, description="score an item from its k most text-similar training "
+                                   "items only (text item-kNN) instead of the whole profile")
     prior_weight: float = Field(0.0, ge=0, description="weight of the text-predicted popularity prior")
     prior_neighbours: int = Field(20, ge=1)
 
@@ -112,33 +119,63 @@ class ContentTFIDF(Recommender):
     def _prepare(self) -> None:
         self.X_ = tfidf_matrix(self.items_, self.vocab_.items.ids, self.config)
         self.XT_ = self.X_.T.tocsr()
+        self.N_T_ = self._neighbours().T.tocsr() if self.config.neighbours else None
         self.prior_ = self._text_prior() if self.config.prior_weight > 0 else None
 
-    def _text_prior(self) -> np.ndarray:
-        """Mean log(1 + popularity) of each item's most text-similar training items, in [0, 1]."""
+    def _blocks(self):
+        """(rows, text similarity of those items to every training item, training item indices)."""
         warm = np.flatnonzero(self.popularity_ > 0)
-        logp = np.log1p(self.popularity_[warm]).astype(np.float64)
-        k = min(self.config.prior_neighbours, len(warm))
-        out = np.zeros(self.X_.shape[0])
-        if k == 0:
-            return out.astype(np.float32)
         Xw = self.X_[warm].T.tocsc()
         for start in range(0, self.X_.shape[0], 2048):
-            sim = (self.X_[start:start + 2048] @ Xw).toarray()
             idx = np.arange(start, min(start + 2048, self.X_.shape[0]))
+            sim = (self.X_[idx] @ Xw).toarray()
             self_pos = np.searchsorted(warm, idx)
             hit = (self_pos < len(warm)) & (warm[np.minimum(self_pos, len(warm) - 1)] == idx)
             sim[np.flatnonzero(hit), self_pos[hit]] = -np.inf  # an item is not its own neighbour
+            yield idx, sim, warm
+
+    def _neighbours(self) -> sp.csr_matrix:
+        """Row j: cos(x_i, x_j) for j's `neighbours` most similar training items i (> 0 only)."""
+        n = self.X_.shape[0]
+        rows, cols, vals = [], [], []
+        for idx, sim, warm in self._blocks():
+            k = min(self.config.neighbours, sim.shape[1])
+            if k == 0:
+                break
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            v = np.take_along_axis(sim, top, 1)
+            ok = v > 0
+            rows.append(np.repeat(idx, k).reshape(-1, k)[ok])
+            cols.append(warm[top[ok]])
+            vals.append(v[ok])
+        if not rows:
+            return sp.csr_matrix((n, n), dtype=np.float32)
+        return sp.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(n, n))
+
+    def _text_prior(self) -> np.ndarray:
+        """Mean log(1 + popularity) of each item's most text-similar training items, in [0, 1]."""
+        out = np.zeros(self.X_.shape[0])
+        for idx, sim, warm in self._blocks():
+            k = min(self.config.prior_neighbours, sim.shape[1])
+            if k == 0:
+                break
+            logp = np.log1p(self.popularity_[warm]).astype(np.float64)
             top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             w = np.maximum(np.take_along_axis(sim, top, 1), 0.0)
             num = (w * logp[top]).sum(axis=1)
             den = w.sum(axis=1)
-            out[start:start + len(idx)] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+            out[idx] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
         hi = out.max()
         return (out / hi if hi > 0 else out).astype(np.float32)
 
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
         H = hist.matrix()
+        if self.N_T_ is not None:
+            s = (H @ self.N_T_).toarray()
+            if self.prior_ is not None:
+                s = s + self.config.prior_weight * self.prior_[None, :]
+            return s.astype(np.float32)
         lens = np.maximum(hist.lengths(), 1)
         P = sp.diags(1.0 / lens) @ H @ self.X_
         pn = np.sqrt(np.asarray(P.multiply(P).sum(axis=1)).ravel())

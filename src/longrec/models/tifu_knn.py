@@ -11,7 +11,7 @@ blends the user's own vector with the mean vector of the k nearest training user
     p(u) = α · u + (1 − α) · mean_{v ∈ kNN(u)} v
 
 Grouping: ``group_size`` m (the paper: groups of m baskets, the oldest group holds the
-remainder) or ``n_groups`` (the authors' code: the history cut into that many near-equal
+remainder; ``n_groups=0``) or ``n_groups`` (the authors' code: the history cut into that many near-equal
 groups, later groups one basket longer). The within-group age is the basket's position from the
 end of its group (``within_decay_scope="group"``, the paper) or of the whole history
 (``"history"``, the authors' code). Neighbours by Euclidean distance (the authors' code) or
@@ -36,14 +36,15 @@ from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 
 
 class TIFUKNNConfig(ModelConfig):
-    group_size: int = Field(3, ge=1, description="baskets per group (the paper's m); unused when n_groups is set")
-    n_groups: int | None = Field(None, ge=1, description="cut every history into this many groups instead "
-                                 "(the authors' code)")
-    within_decay: float = Field(0.9, gt=0, le=1, description="r_b: decay of a basket per step back within its group")
-    group_decay: float = Field(0.7, gt=0, le=1, description="r_g: decay of a group per step back")
-    within_decay_scope: Literal["group", "history"] = "group"
+    # defaults: the best of a 216-setting grid on the Instacart sample's valid orders (bench/repeat.py --tune)
+    n_groups: int = Field(5, ge=0, description="cut every history into this many groups (the authors' code); "
+                          "0: groups of group_size baskets (the paper)")
+    group_size: int = Field(3, ge=1, description="baskets per group (the paper's m), used when n_groups is 0")
+    within_decay: float = Field(0.9, gt=0, le=1, description="r_b: decay of a basket per step back")
+    group_decay: float = Field(0.6, gt=0, le=1, description="r_g: decay of a group per step back")
+    within_decay_scope: Literal["group", "history"] = "history"
     k: int = Field(300, ge=1, description="nearest users")
-    alpha: float = Field(0.9, ge=0, le=1, description="weight of the user's own vector")
+    alpha: float = Field(0.8, ge=0, le=1, description="weight of the user's own vector")
     similarity: Literal["euclidean", "cosine"] = "euclidean"
 
 
@@ -55,7 +56,7 @@ def user_vectors(u: np.ndarray, i: np.ndarray, b: np.ndarray, n_rows: int, n_ite
     n = np.zeros(n_rows, dtype=np.int64)
     np.maximum.at(n, u, b + 1)  # baskets per user
     nu = n[u]
-    if cfg.n_groups is not None:
+    if cfg.n_groups > 0:
         G = np.minimum(cfg.n_groups, nu)
         base = nu // G
         extra = nu - base * G                 # the last `extra` groups hold base + 1 baskets
