@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--tune", default=None, help="model whose grid to search on valid (tifu-knn)")
     ap.add_argument("--grid", default=None, help="JSON grid overriding the built-in one")
     a = ap.parse_args()
+    started = {"commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     s = natural_split(load_orders())
     print({k: (len(v), v["user_id"].nunique()) for k, v in s.items()}, "products in train:",
           s["train"]["item_id"].nunique(), flush=True)
@@ -136,13 +137,13 @@ def main() -> None:
         model_name, cfg = MODELS[name]
         rows[name] = {"model": model_name, "config": cfg, **evaluate_both(model_name, cfg, s)}
         print(name, {p: round(rows[name][p]["NDCG@10"], 4) for p in ("valid", "test")}, flush=True)
-    write_report(rows, a)
+    write_report(rows, a, started)
 
 
-def write_report(rows: dict, a) -> None:
+def write_report(rows: dict, a, started: dict) -> None:
     cmd = "LONGREC_DATA_DIR=/work/shared/datasets python bench/repeat.py" + (
         f" --models {' '.join(a.models)}" if a.models != list(MODELS) else "")
-    meta = {"command": cmd, "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    meta = {"command": cmd, **started}  # the commit and date at the start of the run
     (RESULTS / "repeat.json").write_text(json.dumps({**meta, "rows": rows}, indent=2, default=str))
     lines = ["# Repeat consumption: Instacart sample, natural split", "",
              f"Command: `{meta['command']}`  ", f"Commit: `{meta['commit']}`  ", f"Date: {meta['date']}", "",
