@@ -73,8 +73,9 @@ def tfidf_matrix(items: pd.DataFrame | None, item_ids: np.ndarray, cfg: ContentT
     frames = []
     for c in cols:
         s = items[c][ok].fillna("").astype(str).str.lower().str.findall(TOKEN)
-        e = pd.DataFrame({"row": np.repeat(rows_pos, s.str.len().to_numpy()),
-                          "tok": np.concatenate([np.asarray(x, dtype=object) for x in s] or [np.zeros(0, object)])})
+        s.index = rows_pos
+        s = s.explode().dropna()
+        e = pd.DataFrame({"row": s.index.to_numpy(dtype=np.int64), "tok": s.to_numpy(dtype=object)})
         e["w"] = float(cfg.column_weights.get(c, 1.0))
         frames.append(e)
     for c in cfg.value_columns:
