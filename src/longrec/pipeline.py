@@ -59,11 +59,11 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
 
 
 def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,
-                       unknown_items: str = "warn", name: str = "") -> Dataset:
+                       unknown_items: str = "warn", name: str = "", duplicates: str = "keep-last") -> Dataset:
     from longrec.data.readers import dataset_from_frames
 
     return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
-                               name=name or Path(train).stem)
+                               name=name or Path(train).stem, duplicates=duplicates)
 
 
 def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
@@ -71,8 +71,12 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
                      config: PathLike | dict | None = None, seed: int | None = None,
                      meta: dict | None = None, dp_epsilon: float | None = None,
                      workers: int | None = None, ray_address: str | None = None,
-                     text_columns: Sequence[str] | str | None = None):
+                     text_columns: Sequence[str] | str | None = None, duplicates: str = "keep-last"):
     """Train `model` on the files, save it to `out`, return the fitted model.
+
+    duplicates: what to do with repeated (user, item) rows of the training file (see
+    `longrec.data.validate`); "keep-all" keeps re-consumption (repeat purchases) for the models
+    that use it (top-frequency, tifu-knn).
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
     `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`).
@@ -110,7 +114,7 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read
-    train_ds = read_dataset_files(train, items, users)
+    train_ds = read_dataset_files(train, items, users, duplicates=duplicates)
     if cfg.get("item_text_columns") and train_ds.items is not None:
         from longrec.lm.text import _resolve_columns
 
@@ -139,12 +143,14 @@ def _atomic_write(path: PathLike, write) -> None:
 def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
-                      rerank: str | None = None, with_titles: bool = False) -> pd.DataFrame:
+                      rerank: str | None = None, with_titles: bool = False,
+                      keep_seen: bool = False) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
     with_titles: add the items' title (and author, publisher, category) columns.
 
     Training interactions are always history; each history file adds interactions known at
-    inference time; every history item is excluded. Users: from `users` (a file with a
+    inference time; every history item is excluded, unless `keep_seen` (repeat consumption:
+    items consumed before stay eligible). Users: from `users` (a file with a
     user_id column), or every user seen in training or the histories (`all_users`, the
     default when no users file is given)."""
     from longrec.data.readers import read_id_list, read_interactions
@@ -169,13 +175,14 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
         user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
     if rerank is None:
-        recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=True, candidates=cand,
+        recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=not keep_seen, candidates=cand,
                                progress=progress)
     else:
         from longrec.rerank import recommend_reranked
 
         recs = recommend_reranked(model, users=user_ids, histories=hist_df, k=k, spec=rerank,
-                                  n_candidates=max(100, k), candidates=cand, exclude_seen=True, progress=progress)
+                                  n_candidates=max(100, k), candidates=cand, exclude_seen=not keep_seen,
+                                  progress=progress)
     if with_titles:
         from longrec.lm.catalog import add_display_columns
 
@@ -189,7 +196,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
     meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
                  "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
-                 "rerank": rerank,
+                 "rerank": rerank, "keep_seen": keep_seen,
                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     Path(f"{output}.meta.json").write_text(json.dumps(meta, indent=2, default=str))
     return recs

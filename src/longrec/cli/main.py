@@ -33,6 +33,9 @@ def train(
                                               help="Ray cluster to train on (default: a local Ray)"),
     text_columns: Optional[str] = typer.Option(None, "--text-columns",
                                                help="item columns that make an item's text, in order, e.g. title,author,publisher"),
+    duplicates: str = typer.Option("keep-last", "--duplicates",
+                                   help="repeated (user, item) rows: keep-last, keep-first, drop, error, or keep-all "
+                                        "(repeat consumption, for top-frequency / tifu-knn)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
@@ -40,7 +43,8 @@ def train(
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
-                             ray_address=ray_address, text_columns=text_columns)
+                             ray_address=ray_address, text_columns=text_columns,
+                             duplicates=duplicates)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
@@ -59,13 +63,15 @@ def recommend(
     rerank: Optional[str] = typer.Option(None, "--rerank",
                                          help="re-ranker NAME:λ (mmr, calibrated, exposure, longtail, fair), e.g. mmr:0.3"),
     with_titles: bool = typer.Option(False, "--with-titles", help="add title (and author, ...) columns to RECS.csv"),
+    keep_seen: bool = typer.Option(False, "--keep-seen",
+                                   help="keep consumed items eligible (repeat consumption: groceries, re-orders)"),
 ) -> None:
-    """Write top-K recommendations; training interactions and --history items are excluded."""
+    """Write top-K recommendations; training interactions and --history items are excluded (unless --keep-seen)."""
     from longrec.pipeline import recommend_to_file
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
-                             with_titles=with_titles)
+                             with_titles=with_titles, keep_seen=keep_seen)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 

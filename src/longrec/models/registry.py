@@ -18,6 +18,9 @@ MODELS: dict[str, str] = {
     "lm-linear": "longrec.privacy.linear:LMLinear",
     "lm-linear-dp": "longrec.privacy.linear:DPLinear",
     "lm-seq-dp": "longrec.privacy.sequential:DPLMSeq",
+    "top-frequency": "longrec.models.top_frequency:TopFrequency",
+    "tifu-knn": "longrec.models.tifu_knn:TIFUKNN",
+    "content-tfidf": "longrec.models.content_tfidf:ContentTFIDF",
 }
 
 #: `longrec train --model NAME --dp-epsilon E` trains NAME's private variant
