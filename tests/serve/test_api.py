@@ -241,9 +241,11 @@ def test_items_update_columns_and_persistence(make_client, tmp_path):
 
 
 # ---------------------------------------------------------------------- /admin/reload
-def test_reload_refuses_bad_dirs_and_keeps_serving(client, tmp_path, model_dir):
+def test_reload_refuses_bad_dirs_and_keeps_serving(make_client, tmp_path, model_dir):
     import json
     import shutil
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     before = recs(client.post("/recommend", json={"user_id": 1, "k": 5}))
     missing = client.post("/admin/reload", json={"model_dir": str(tmp_path / "nope")}, headers=AUTH)
@@ -264,8 +266,10 @@ def test_reload_refuses_bad_dirs_and_keeps_serving(client, tmp_path, model_dir):
     assert recs(client.post("/recommend", json={"user_id": 1, "k": 5})) == before
 
 
-def test_reload_swaps_model(client, tmp_path):
+def test_reload_swaps_model(make_client, tmp_path):
     from tests.serve.conftest import save_model
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     other = save_model(tmp_path / "pop", name="pop")
     r = client.post("/admin/reload", json={"model_dir": str(other)}, headers=AUTH)
@@ -274,10 +278,12 @@ def test_reload_swaps_model(client, tmp_path):
     assert client.get("/ready").json()["model_dir"] == str(other)
 
 
-def test_reload_under_load_no_failed_request(client, tmp_path):
+def test_reload_under_load_no_failed_request(make_client, tmp_path):
     import threading
 
     from tests.serve.conftest import save_model
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     dirs = [save_model(tmp_path / "a", seed=1), save_model(tmp_path / "b", seed=2, name="itemknn")]
     stop = threading.Event()

@@ -322,7 +322,7 @@ def _rerank_block(cand, rel, spec: RerankSpec, k, ctx: RerankContext, prof) -> n
         avail[rows[ok], j[ok]] = False
         if spec.name == "mmr":
             chosen = Fc[rows, j]                                # (U, d)
-            sim = np.einsum("ucd,ud->uc", Fc, chosen)
+            sim = np.matmul(Fc, chosen[:, :, None])[:, :, 0]     # (U, C): BLAS, not einsum's loops
             maxsim = np.where(ok[:, None], np.maximum(maxsim, sim), maxsim)
         elif spec.name == "calibrated":
             qsum += np.where(ok[:, None], Gc[rows, j], 0.0)
@@ -334,6 +334,25 @@ def _rerank_block(cand, rel, spec: RerankSpec, k, ctx: RerankContext, prof) -> n
         sel = np.sort(np.where(sel >= 0, sel, n_c), axis=1)
         sel[sel == n_c] = -1
     return sel
+
+
+def mmr_order(features: np.ndarray, k: int, lam: float = 0.3, relevance: np.ndarray | None = None) -> np.ndarray:
+    """MMR over one ranked list: positions (into the list) of the ``k`` items picked greedily by
+    (1-λ)·rel - λ·max sim to the items already picked, in picking order. ``features``: (C, d)
+    rows (zero rows = no feature, never redundant), best-ranked first; ``relevance`` defaults
+    to the rank (1 for the first, down to 0). Vectorised: O(k·C·d), one matrix-vector product
+    per pick, against the O(k²·C·d) of recomputing every similarity at each step."""
+    f = np.asarray(features, dtype=np.float64)
+    n_c = f.shape[0]
+    if n_c == 0:
+        return np.zeros(0, dtype=np.int64)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    f = f / np.where(norm > 0, norm, 1.0)
+    rel = np.asarray(relevance, np.float64) if relevance is not None else -np.arange(n_c, dtype=np.float64)
+    ctx = RerankContext(item_ids=np.arange(n_c), popularity=np.zeros(n_c), features=f)
+    sel = _rerank_block(np.arange(n_c)[None, :], rel[None, :], RerankSpec("mmr", float(lam), {"resort": 0}),
+                        min(k, n_c), ctx, None)[0]
+    return sel[sel >= 0]
 
 
 # --------------------------------------------------------------------------- frames
