@@ -119,6 +119,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.explain", "explain", "explain"),
     ("longrec.cli.simulate", "simulate", "simulate"),
     ("longrec.cli.serve", "serve", "serve"),
+    ("longrec.cli.forget", "forget", "forget"),
     ("longrec.cli.federated", "federated", "federated"),
 )
 

@@ -257,6 +257,7 @@ class Service:
                 model_dir = self.allowed_model_dir(model_dir)
             check_model_dir(model_dir)
             new = self._build(model_dir)
+            self.erased = self.store.erased_users()  # erasures made by `longrec forget` meanwhile
             self.state = new  # one reference assignment: in-flight requests keep `old`
             self.reloads += 1
             return new

@@ -50,6 +50,10 @@ class EventStore:
         if not (self.url.startswith("sqlite") or self.url.startswith("postgresql")):
             raise ConfigError(f"unsupported database URL {_redact(url)!r}: use sqlite:///path.db or postgresql://user@host/db.")
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        netloc = self.url.split("://", 1)[1].split("/", 1)[0]
+        if netloc.count("@") > 1:  # the driver would read part of the password as the host name
+            raise ConfigError(f"the database URL {_redact(url)!r} has an unescaped '@' in its password: "
+                              "percent-encode it as %40 (e.g. postgresql://user:p%40ss@host/db).")
         kw: dict[str, Any] = {"hide_parameters": True}  # errors and logs never carry event payloads
         if self.dialect == "sqlite":
             kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -114,7 +118,7 @@ class EventStore:
     def add_events(self, events: Iterable[dict]) -> tuple[int, int]:
         """Insert events (dicts with event_id,user_id,item_id,type,ts); returns (stored, duplicates).
         One transaction; events whose event_id already exists are skipped. `stored` is what the
-        INSERT itself reports (ON CONFLICT DO NOTHING + rowcount), so concurrent writers of the
+        INSERT itself reports (ON CONFLICT DO NOTHING RETURNING), so concurrent writers of the
         same event ids on PostgreSQL never both count it."""
         now = time.time()
         rows, seen, total = [], set(), 0
@@ -133,9 +137,10 @@ class EventStore:
             return 0, total
         stored = 0
         with self._write_lock, self.engine.begin() as con:
-            for j in range(0, len(rows), _ROWS_PER_STATEMENT):  # one multi-row INSERT: an exact rowcount
-                stmt = self._insert(self.events).values(rows[j:j + _ROWS_PER_STATEMENT])
-                stored += con.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"])).rowcount
+            for j in range(0, len(rows), _ROWS_PER_STATEMENT):  # the ids the INSERT itself wrote
+                stmt = (self._insert(self.events).values(rows[j:j + _ROWS_PER_STATEMENT])
+                        .on_conflict_do_nothing(index_elements=["event_id"]).returning(self.events.c.event_id))
+                stored += len(con.execute(stmt).all())
         return stored, total - stored
 
     def history(self, user_id, limit: int) -> list[str]:
