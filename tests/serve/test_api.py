@@ -65,7 +65,7 @@ def test_recommend_candidates_and_exclude_seen(client):
     got = recs(client.post("/recommend", json={"history": [2], "k": 4, "candidates": [2, 3, 4, 5], "exclude_seen": False}))
     assert set(got) == {2, 3, 4, 5}
     r = client.post("/recommend", json={"history": [2], "candidates": ["zz", "yy"]})
-    assert r.status_code == 400 and "none of the 2 candidate items" in r.json()["message"]
+    assert r.status_code == 404 and "none of the 2 candidate items" in r.json()["message"]
 
 
 def test_recommend_text_query_and_explanations(client):
@@ -234,7 +234,8 @@ def test_items_update_columns_and_persistence(make_client, tmp_path):
     assert recs(c2.post("/recommend", json={"text": "space opera", "k": 1})) == ["n9"]
     for bad, needle in [({"items": [{"item_id": "x"}]}, "needs `text` or at least one column"),
                         ({"items": [{"text": "x"}]}, "items.0.item_id: Field required"),
-                        ({"items": [{"item_id": "x", "tags": ["a"]}]}, "must be a string or number"),
+                        ({"items": [{"item_id": "x", "tags": ["a"]}]}, "must be a non-empty string, a number"),
+                        ({"items": [{"item_id": "x", "title": ""}]}, "must be a non-empty string, a number"),
                         ({"items": []}, "at least 1 item")]:
         r = c.post("/items", json=bad, headers=AUTH)
         assert r.status_code == 422 and needle in r.json()["message"], r.json()

@@ -10,6 +10,7 @@ what the service refuses and the new-item policy.
 import datetime as _dt
 import hmac
 import logging
+import math
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt, StringConstraints, model_validator
 
 from longrec.errors import LongrecError, UnknownIdError
 from longrec.serve.metrics import Metrics, ServeMiddleware
@@ -31,7 +32,15 @@ log = logging.getLogger("longrec.serve")
 #: ids and texts are stored as text: no NUL character (PostgreSQL text cannot hold one)
 _NO_NUL = r"^[^\x00]*$"
 IdStr = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_NUL)]
-Id = Union[StrictInt, IdStr]
+
+
+def _integral(v):
+    """JSON Schema's integer includes 5.0: accept it as 5 (never a boolean, never 5.5)."""
+    return int(v) if type(v) is float and v.is_integer() else v
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+Id = Union[JsonInt, IdStr]
 #: unix seconds: a finite number (not NaN/Infinity, not a boolean)
 UnixSeconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
@@ -101,6 +110,7 @@ _E422 = {422: {"model": ValidationErrorResponse, "description": "invalid request
 _E413 = {413: _err("body larger than max_body_bytes")}
 _E431 = {431: _err("request line + headers larger than max_header_bytes")}
 _COMMON = {**_E413, **_E431, 500: _err("internal error (logged without the request's data)")}
+_BODY = {**_COMMON, 400: _err("the body is not JSON encoded as UTF-8")}
 _AUTH = {401: _err("missing or malformed Authorization header"),
          403: _err("wrong API key, or write endpoints disabled (no LONGREC_API_KEY)")}
 
@@ -134,7 +144,7 @@ def _schemas(s: ServeSettings):
         user_id: Optional[Id] = None
         history: Optional[list[Id]] = Field(None, max_length=s.max_history)
         text: Optional[Text] = None
-        k: Annotated[int, Strict()] = Field(10, ge=1, le=s.max_k, description=(
+        k: JsonInt = Field(10, ge=1, le=s.max_k, description=(
             f"list length; at most {s.max_k_costly} with rerank='mmr' or explain=true"))
         exclude_seen: Annotated[bool, Strict()] = True
         candidates: Optional[list[Id]] = Field(None, min_length=1, max_length=100_000)
@@ -164,22 +174,31 @@ def _schemas(s: ServeSettings):
                 raise ValueError("give user_id or history")
             return self
 
+    column = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": s.max_text_chars, "pattern": _NO_NUL},
+                        {"type": "number"}, {"type": "boolean"}]}
+
     class ItemIn(BaseModel):
-        """item_id plus `text`, or item columns (title, genre, description, ...) turned into text."""
-        model_config = ConfigDict(extra="allow")
+        """item_id plus `text`, or item columns (title, genre, description, ...: non-empty
+        strings, numbers or booleans) turned into text; at least one of the two."""
+        model_config = ConfigDict(extra="allow", json_schema_extra={
+            "additionalProperties": column,
+            "anyOf": [not_null("text"), {"minProperties": 2, "not": {"required": ["text"]}}, {"minProperties": 3}]})
         item_id: Id
         text: Optional[Text] = None
 
         @model_validator(mode="after")
         def _has_text(self):
             extra = self.model_extra or {}
-            if self.text is None and not any(v not in (None, "") for v in extra.values()):
-                raise ValueError("an item needs `text` or at least one column such as `title`")
             for key, v in extra.items():
-                if not isinstance(v, (str, int, float, bool, type(None))):
-                    raise ValueError(f"item column {key!r} must be a string or number")
-                if isinstance(v, str) and len(v) > s.max_text_chars:
-                    raise ValueError(f"item column {key!r} is longer than {s.max_text_chars} characters")
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"item column {key!r} must be a finite number")
+                if v == "" or not isinstance(v, (str, int, float, bool)):
+                    raise ValueError(f"item column {key!r} must be a non-empty string, a number or a boolean")
+                if isinstance(v, str) and (len(v) > s.max_text_chars or "\x00" in v):
+                    raise ValueError(f"item column {key!r} is longer than {s.max_text_chars} characters "
+                                     "or holds a NUL character")
+            if self.text is None and not extra:
+                raise ValueError("an item needs `text` or at least one column such as `title`")
             return self
 
     class ItemsRequest(BaseModel):
@@ -430,8 +449,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         return {"users": [_jsonable(u) for u in ids if str(u) not in erased][:n]}
 
     @app.post("/recommend", response_model=RecommendResponse, response_model_exclude_none=True, tags=["read"],
-              responses={**_E422, 400: _err("none of the candidates is known; a text query without item texts"),
-                         **_COMMON})
+              responses={**_E422, **_BODY, 400: _err("a text query without item texts; a body that is not UTF-8 JSON"),
+                         404: _err("none of the candidates is known")})
     def recommend(req: RecommendRequest):
         st = svc.state  # one snapshot for the whole request (reloads swap the reference)
         erased = req.user_id is not None and str(req.user_id) in svc.erased
@@ -441,7 +460,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         cands = st.coerce(req.candidates) if req.candidates is not None else None
         exclude = set(everything) if req.exclude_seen else set()
         if cands is not None and not any(st.known_item(c) for c in cands):
-            raise LongrecError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
+            raise UnknownIdError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
         fetch = req.k * 3 if req.rerank == "mmr" else req.k
         ignored = [i for i in hist if not st.known_item(i)] if hist else []
         if req.text is not None:
@@ -499,7 +518,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             msim = np.insert(msim, pos, np.inf)  # later (less similar) new items go below it
         return out[:k]
 
-    @app.post("/explain", tags=["read"], responses={**_E422, 404: _err("unknown item"), **_COMMON})
+    @app.post("/explain", tags=["read"], responses={**_E422, 404: _err("unknown item"), **_BODY})
     def explain(req: ExplainRequest):
         st = svc.state
         item = st.coerce([req.item_id])[0]
@@ -552,7 +571,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
 
     # ------------------------------------------------------------------ write endpoints
     @app.post("/events", response_model=EventsResponse, tags=["write"], dependencies=[Depends(require_key)],
-              responses={**_E422, **_AUTH, **_COMMON})
+              responses={**_E422, **_AUTH, **_BODY})
     def events(req: EventsRequest):
         rows = []
         for e in req.events:
@@ -564,7 +583,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         return {"stored": stored, "duplicates": dup}
 
     @app.post("/items", response_model=ItemsResponse, tags=["write"], dependencies=[Depends(require_key)],
-              responses={**_E422, **_AUTH, 400: _err("the encoder's vectors do not fit the catalogue"), **_COMMON})
+              responses={**_E422, **_AUTH, **_BODY,
+                         400: _err("the encoder's vectors do not fit the catalogue; a body that is not UTF-8 JSON")})
     def add_items(req: ItemsRequest):
         items = [{"item_id": it.item_id, **({"text": it.text} if it.text else {}), **(it.model_extra or {})}
                  for it in req.items]
@@ -573,7 +593,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
 
     @app.post("/admin/reload", response_model=ReloadResponse, tags=["write"], dependencies=[Depends(require_key)],
               responses={**_E422, **_AUTH, 409: _err("the directory cannot be served (the old model keeps serving); "
-                                                     "or it is outside the model roots"), **_COMMON})
+                                                     "or it is outside the model roots"), **_BODY})
     def reload(req: ReloadRequest | None = None):
         given = req is not None and bool(req.model_dir)
         old = svc.state
@@ -588,7 +608,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                 "n_users": len(new.model.vocab_.users), "load_seconds": new.load_seconds}
 
     @app.delete("/users/{user_id}", response_model=ErasureResponse, tags=["write"], dependencies=[Depends(require_key)],
-                responses={**_E422, **_AUTH, **_COMMON})
+                responses={**_E422, **_AUTH, **_BODY})
     def forget(user_id: Annotated[str, PathParam(min_length=1, max_length=256, pattern=_NO_NUL)]):
         """Erase a user: delete their stored events, stop using the model's training record of
         them, and record the erasure (who, when, how many events; never the events)."""
