@@ -88,10 +88,15 @@ def test_mmr_order_matches_reference_and_is_fast():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(60, 16))
     assert mmr_order(v, 20, 0.3).tolist() == _mmr_reference(v, 20, 0.3)
+    from threadpoolctl import threadpool_limits
+
     big = rng.normal(size=(3000, 384)).astype(np.float32)
-    t0 = time.perf_counter()
-    out = mmr_order(big, 1000, 0.3)
-    assert len(set(out.tolist())) == 1000 and time.perf_counter() - t0 < 5.0  # the old loop: minutes
+    with threadpool_limits(1):  # as served
+        t0 = time.perf_counter()
+        out = mmr_order(big, 1000, 0.3)
+        took = time.perf_counter() - t0
+    # measured 0.4 s here; the old loop took 26 s on the same machine (k² recomputed similarities)
+    assert len(set(out.tolist())) == 1000 and took < 10.0
 
 
 # ---------------------------------------------------------------------- header limit

@@ -342,17 +342,30 @@ def mmr_order(features: np.ndarray, k: int, lam: float = 0.3, relevance: np.ndar
     rows (zero rows = no feature, never redundant), best-ranked first; ``relevance`` defaults
     to the rank (1 for the first, down to 0). Vectorised: O(k·C·d), one matrix-vector product
     per pick, against the O(k²·C·d) of recomputing every similarity at each step."""
-    f = np.asarray(features, dtype=np.float64)
+    f = np.asarray(features, dtype=np.float32)
     n_c = f.shape[0]
-    if n_c == 0:
+    k = min(int(k), n_c)
+    if k <= 0:
         return np.zeros(0, dtype=np.int64)
     norm = np.linalg.norm(f, axis=1, keepdims=True)
     f = f / np.where(norm > 0, norm, 1.0)
     rel = np.asarray(relevance, np.float64) if relevance is not None else -np.arange(n_c, dtype=np.float64)
-    ctx = RerankContext(item_ids=np.arange(n_c), popularity=np.zeros(n_c), features=f)
-    sel = _rerank_block(np.arange(n_c)[None, :], rel[None, :], RerankSpec("mmr", float(lam), {"resort": 0}),
-                        min(k, n_c), ctx, None)[0]
-    return sel[sel >= 0]
+    valid = np.isfinite(rel)
+    r = _scale(rel[None, :], valid[None, :])[0]                 # the same [0, 1] scaling as rerank()
+    base = np.where(valid, (1 - lam) * r, -np.inf)
+    maxsim = np.zeros(n_c, dtype=np.float32)
+    out = np.empty(k, dtype=np.int64)
+    n = 0
+    for _ in range(k):
+        obj = base - lam * maxsim
+        j = int(np.argmax(obj))                                  # ties: the better-ranked one
+        if not np.isfinite(obj[j]):
+            break
+        out[n] = j
+        n += 1
+        base[j] = -np.inf
+        np.maximum(maxsim, f @ f[j], out=maxsim)
+    return out[:n]
 
 
 # --------------------------------------------------------------------------- frames
