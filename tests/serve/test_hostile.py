@@ -191,6 +191,18 @@ def test_reload_refuses_model_that_fails_validation(make_client, tmp_path, model
     assert c.get("/ready").json()["model_dir"] == str(model_dir)
 
 
+def test_serve_refuses_crafted_model_at_start(tmp_path, model_dir):
+    from typer.testing import CliRunner
+
+    from longrec.cli.main import app
+
+    bad = tmp_path / "crafted"
+    shutil.copytree(model_dir, bad)
+    (bad / "config.toml").write_text((bad / "config.toml").read_text().replace('model = "ease"', 'model = "nope"'))
+    r = CliRunner().invoke(app, ["serve", "--model", str(bad), "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "error" in r.output, r.output
+
+
 # ---------------------------------------------------------------------- counts, overlay, logs, secrets
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     pg_url() is None, reason="set LONGREC_TEST_PG_URL (scripts/start_postgres.sh prints one) to test PostgreSQL"))]

@@ -22,10 +22,9 @@ def forget(
     """
     import getpass
 
+    from longrec.cli._common import console
     from longrec.errors import ConfigError
     from longrec.serve.store import EventStore, _redact, default_db_url
-
-    from longrec.cli._common import console
 
     if (db is None) == (model is None):
         raise ConfigError("give the event store: --db URL (sqlite:///path.db or postgresql://...) or --model DIR "

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt, StringConstraints, model_validator
 
-from longrec.errors import LongrecError, UnknownIdError
+from longrec.errors import LongrecError, ModelError, UnknownIdError
 from longrec.serve.metrics import Metrics, ServeMiddleware
 from longrec.serve.settings import ServeSettings
 from longrec.serve.state import Overlay, ServingState, check_model_dir, text_of, title_of
@@ -242,7 +242,14 @@ class Service:
         #: users erased by DELETE /users/{id} or `longrec forget`: the model's training record of
         #: them is no longer used (until a retrained model no longer has it)
         self.erased: set[str] = self.store.erased_users()
-        self.state = self._build(Path(model_dir))
+        self._erase_lock = threading.Lock()
+        try:
+            self.state = self._build(Path(model_dir))
+        except LongrecError:
+            raise
+        except Exception as e:  # a crafted or damaged directory: one clear message, no traceback
+            raise ModelError(f"{model_dir} cannot be served ({e.__class__.__name__}: {_redact(str(e))[:300]}); "
+                             "re-train or re-save the model.") from None
         self.reloads = 0
 
     def allowed_model_dir(self, model_dir: Path) -> Path:
@@ -304,7 +311,8 @@ class Service:
         """Erase a user: their stored events go, the erasure is recorded, and the model's
         training record of them is no longer used by this process."""
         n = self.store.forget_user(user_id, requested_by)
-        self.erased = self.erased | {str(user_id)}  # a new set: readers keep theirs
+        with self._erase_lock:
+            self.erased = self.erased | {str(user_id)}  # a new set: readers keep theirs
         return n
 
 
