@@ -65,7 +65,7 @@ def test_recommend_candidates_and_exclude_seen(client):
     got = recs(client.post("/recommend", json={"history": [2], "k": 4, "candidates": [2, 3, 4, 5], "exclude_seen": False}))
     assert set(got) == {2, 3, 4, 5}
     r = client.post("/recommend", json={"history": [2], "candidates": ["zz", "yy"]})
-    assert r.status_code == 400 and "none of the 2 candidate items" in r.json()["message"]
+    assert r.status_code == 404 and "none of the 2 candidate items" in r.json()["message"]
 
 
 def test_recommend_text_query_and_explanations(client):
@@ -234,16 +234,19 @@ def test_items_update_columns_and_persistence(make_client, tmp_path):
     assert recs(c2.post("/recommend", json={"text": "space opera", "k": 1})) == ["n9"]
     for bad, needle in [({"items": [{"item_id": "x"}]}, "needs `text` or at least one column"),
                         ({"items": [{"text": "x"}]}, "items.0.item_id: Field required"),
-                        ({"items": [{"item_id": "x", "tags": ["a"]}]}, "must be a string or number"),
+                        ({"items": [{"item_id": "x", "tags": ["a"]}]}, "must be a non-empty string, a number"),
+                        ({"items": [{"item_id": "x", "title": ""}]}, "must be a non-empty string, a number"),
                         ({"items": []}, "at least 1 item")]:
         r = c.post("/items", json=bad, headers=AUTH)
         assert r.status_code == 422 and needle in r.json()["message"], r.json()
 
 
 # ---------------------------------------------------------------------- /admin/reload
-def test_reload_refuses_bad_dirs_and_keeps_serving(client, tmp_path, model_dir):
+def test_reload_refuses_bad_dirs_and_keeps_serving(make_client, tmp_path, model_dir):
     import json
     import shutil
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     before = recs(client.post("/recommend", json={"user_id": 1, "k": 5}))
     missing = client.post("/admin/reload", json={"model_dir": str(tmp_path / "nope")}, headers=AUTH)
@@ -264,8 +267,10 @@ def test_reload_refuses_bad_dirs_and_keeps_serving(client, tmp_path, model_dir):
     assert recs(client.post("/recommend", json={"user_id": 1, "k": 5})) == before
 
 
-def test_reload_swaps_model(client, tmp_path):
+def test_reload_swaps_model(make_client, tmp_path):
     from tests.serve.conftest import save_model
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     other = save_model(tmp_path / "pop", name="pop")
     r = client.post("/admin/reload", json={"model_dir": str(other)}, headers=AUTH)
@@ -274,10 +279,12 @@ def test_reload_swaps_model(client, tmp_path):
     assert client.get("/ready").json()["model_dir"] == str(other)
 
 
-def test_reload_under_load_no_failed_request(client, tmp_path):
+def test_reload_under_load_no_failed_request(make_client, tmp_path):
     import threading
 
     from tests.serve.conftest import save_model
+
+    client = make_client(model_roots=[str(tmp_path)])
 
     dirs = [save_model(tmp_path / "a", seed=1), save_model(tmp_path / "b", seed=2, name="itemknn")]
     stop = threading.Event()

@@ -136,6 +136,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.explain", "explain", "explain"),
     ("longrec.cli.simulate", "simulate", "simulate"),
     ("longrec.cli.serve", "serve", "serve"),
+    ("longrec.cli.forget", "forget", "forget"),
     ("longrec.cli.federated", "federated", "federated"),
     ("longrec.cli.experiment", "experiment", "experiment"),
     ("longrec.cli.show", "show", "show"),

@@ -14,6 +14,8 @@ def serve(
                                                          "postgresql://user:pw@host/db for PostgreSQL)"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (127.0.0.1 = this machine only)"),
     port: int = typer.Option(8000, "--port"),
+    model_root: list[Path] = typer.Option([], "--model-root", help="directory under which /admin/reload may load "
+                                          "models (repeatable; default: the parent of --model)"),
 ) -> None:
     """Serve recommendations over HTTP (FastAPI; OpenAPI at /docs, web page at /).
 
@@ -29,8 +31,12 @@ def serve(
         from longrec.errors import LongrecError
 
         raise LongrecError("`longrec serve` needs the serve extra: pip install 'longrec[serve]'.") from None
-    app = create_app(model, db_url=db)
+    from longrec.serve.server import run
+    from longrec.serve.settings import ServeSettings
+
+    settings = ServeSettings(model_roots=[str(r) for r in model_root] or None)
+    app = create_app(model, db_url=db, settings=settings)
     from rich.console import Console
 
     Console(stderr=True).print(f"[green]serving[/] {model} on http://{host}:{port}  (API docs: /docs)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    run(app, host=host, port=port)  # uvicorn with the request-header limit (431)

@@ -319,7 +319,7 @@ def _rerank_block(cand, rel, spec: RerankSpec, k, ctx: RerankContext, prof) -> n
         avail[rows[ok], j[ok]] = False
         if spec.name == "mmr":
             chosen = Fc[rows, j]                                # (U, d)
-            sim = np.einsum("ucd,ud->uc", Fc, chosen)
+            sim = np.matmul(Fc, chosen[:, :, None])[:, :, 0]     # (U, C): BLAS, not einsum's loops
             maxsim = np.where(ok[:, None], np.maximum(maxsim, sim), maxsim)
         elif spec.name == "calibrated":
             qsum += np.where(ok[:, None], Gc[rows, j], 0.0)
@@ -331,6 +331,38 @@ def _rerank_block(cand, rel, spec: RerankSpec, k, ctx: RerankContext, prof) -> n
         sel = np.sort(np.where(sel >= 0, sel, n_c), axis=1)
         sel[sel == n_c] = -1
     return sel
+
+
+def mmr_order(features: np.ndarray, k: int, lam: float = 0.3, relevance: np.ndarray | None = None) -> np.ndarray:
+    """MMR over one ranked list: positions (into the list) of the ``k`` items picked greedily by
+    (1-λ)·rel - λ·max sim to the items already picked, in picking order. ``features``: (C, d)
+    rows (zero rows = no feature, never redundant), best-ranked first; ``relevance`` defaults
+    to the rank (1 for the first, down to 0). Vectorised: O(k·C·d), one matrix-vector product
+    per pick, against the O(k²·C·d) of recomputing every similarity at each step."""
+    f = np.asarray(features, dtype=np.float32)
+    n_c = f.shape[0]
+    k = min(int(k), n_c)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    f = f / np.where(norm > 0, norm, 1.0)
+    rel = np.asarray(relevance, np.float64) if relevance is not None else -np.arange(n_c, dtype=np.float64)
+    valid = np.isfinite(rel)
+    r = _scale(rel[None, :], valid[None, :])[0]                 # the same [0, 1] scaling as rerank()
+    base = np.where(valid, (1 - lam) * r, -np.inf)
+    maxsim = np.zeros(n_c, dtype=np.float32)
+    out = np.empty(k, dtype=np.int64)
+    n = 0
+    for _ in range(k):
+        obj = base - lam * maxsim
+        j = int(np.argmax(obj))                                  # ties: the better-ranked one
+        if not np.isfinite(obj[j]):
+            break
+        out[n] = j
+        n += 1
+        base[j] = -np.inf
+        np.maximum(maxsim, f @ f[j], out=maxsim)
+    return out[:n]
 
 
 # --------------------------------------------------------------------------- frames

@@ -2,12 +2,16 @@
 
 Read endpoints: GET /health, /ready, /metrics, /users, /items/{id}/similar; POST /recommend, /explain.
 Write endpoints (Bearer key from $LONGREC_API_KEY; disabled when unset): POST /items,
-/events, /admin/reload. See docs/serve.md for shapes, limits and the new-item policy.
+/events, /admin/reload; DELETE /users/{id} (erasure). See docs/serve.md for shapes, limits,
+what the service refuses and the new-item policy.
 """
 
 
 import datetime as _dt
 import hmac
+import logging
+import math
+import os
 import threading
 import time
 from importlib import resources
@@ -15,15 +19,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt, StringConstraints, model_validator
 
-from longrec.errors import LongrecError, UnknownIdError
+from longrec.errors import LongrecError, ModelError, UnknownIdError
 from longrec.serve.metrics import Metrics, ServeMiddleware
 from longrec.serve.settings import ServeSettings
 from longrec.serve.state import Overlay, ServingState, check_model_dir, text_of, title_of
+from longrec.serve.store import _redact
 
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
-Id = Union[StrictInt, IdStr]
+log = logging.getLogger("longrec.serve")
+
+#: ids and texts are stored as text: no NUL character (PostgreSQL text cannot hold one)
+_NO_NUL = r"^[^\x00]*$"
+IdStr = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_NUL)]
+
+
+def _integral(v):
+    """JSON Schema's integer includes 5.0: accept it as 5 (never a boolean, never 5.5)."""
+    return int(v) if type(v) is float and v.is_integer() else v
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+Id = Union[JsonInt, IdStr]
+#: unix seconds: a finite number (not NaN/Infinity, not a boolean)
+UnixSeconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 # ---------------------------------------------------------------------- response shapes
@@ -31,7 +50,7 @@ class RecItem(BaseModel):
     item_id: Id
     score: float
     title: Optional[str] = None
-    source: Literal["model", "new", "text"] = "model"
+    source: Literal["model", "new", "text", "popular-fallback"] = "model"
     because: Optional[list[dict[str, Any]]] = None
 
 
@@ -40,6 +59,8 @@ class RecommendResponse(BaseModel):
     user_id: Optional[Id] = None
     history_used: int = 0
     model: str = ""
+    #: history / candidate item ids that neither the model nor /items knows (not used)
+    ignored_item_ids: Optional[list[Id]] = None
 
 
 class SimilarResponse(BaseModel):
@@ -58,6 +79,42 @@ class ItemsResponse(BaseModel):
     seconds: float
 
 
+class ErasureResponse(BaseModel):
+    user_id: Id
+    events_deleted: int
+    erased_at: float
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a readable `message` (and `detail`, the same text or a list of problems)."""
+    message: str
+    detail: Any = None
+
+
+class ValidationProblem(BaseModel):
+    loc: list[Union[str, int]]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    message: str
+    detail: list[ValidationProblem]
+
+
+def _err(description: str) -> dict:
+    return {"model": ErrorResponse, "description": description}
+
+
+_E422 = {422: {"model": ValidationErrorResponse, "description": "invalid request (the fields named in `message`)"}}
+_E413 = {413: _err("body larger than max_body_bytes")}
+_E431 = {431: _err("request line + headers larger than max_header_bytes")}
+_COMMON = {**_E413, **_E431, 500: _err("internal error (logged without the request's data)")}
+_BODY = {**_COMMON, 400: _err("the body is not JSON encoded as UTF-8")}
+_AUTH = {401: _err("missing or malformed Authorization header"),
+         403: _err("wrong API key, or write endpoints disabled (no LONGREC_API_KEY)")}
+
+
 class ReloadResponse(BaseModel):
     model_dir: str
     model: str
@@ -68,27 +125,45 @@ class ReloadResponse(BaseModel):
 
 def _schemas(s: ServeSettings):
     """Request models carrying this app's limits (so they appear in the OpenAPI schema)."""
-    Text = Annotated[str, StringConstraints(min_length=1, max_length=s.max_text_chars, strip_whitespace=True)]
+    Text = Annotated[str, StringConstraints(min_length=1, max_length=s.max_text_chars, pattern=_NO_NUL)]
+
+    def not_null(name: str) -> dict:
+        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+    # the cross-field rules, in the schema too (JSON Schema anyOf): one input at least, and the
+    # cost ceiling on k for the expensive options
+    one_input = {"anyOf": [not_null("user_id"), not_null("history"), not_null("text")]}
+    cheap_or_small = {"anyOf": [
+        {"properties": {"rerank": {"enum": ["none", None]}, "explain": {"const": False}}},
+        {"properties": {"k": {"maximum": s.max_k_costly}}}]}
 
     class RecommendRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        """Give `user_id`, `history` or `text` (at least one). `k` is at most `max_k_costly`
+        when `rerank` is "mmr" or `explain` is true."""
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [one_input, cheap_or_small]})
         user_id: Optional[Id] = None
         history: Optional[list[Id]] = Field(None, max_length=s.max_history)
         text: Optional[Text] = None
-        k: int = Field(10, ge=1, le=s.max_k)
-        exclude_seen: bool = True
+        k: JsonInt = Field(10, ge=1, le=s.max_k, description=(
+            f"list length; at most {s.max_k_costly} with rerank='mmr' or explain=true"))
+        exclude_seen: Annotated[bool, Strict()] = True
         candidates: Optional[list[Id]] = Field(None, min_length=1, max_length=100_000)
         rerank: Optional[Literal["none", "mmr"]] = None
-        explain: bool = False
+        explain: Annotated[bool, Strict()] = False
 
         @model_validator(mode="after")
         def _one_input(self):
             if self.user_id is None and self.history is None and self.text is None:
                 raise ValueError("give user_id, history or text (at least one)")
+            if (self.rerank == "mmr" or self.explain) and self.k > s.max_k_costly:
+                raise ValueError(f"k: at most {s.max_k_costly} with rerank='mmr' or explain=true "
+                                 f"(got {self.k}); ask for fewer items or drop the option")
             return self
 
     class ExplainRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        """Give `user_id` or `history` (at least one)."""
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "anyOf": [not_null("user_id"), not_null("history")]})
         user_id: Optional[Id] = None
         history: Optional[list[Id]] = Field(None, max_length=s.max_history)
         item_id: Id
@@ -99,22 +174,31 @@ def _schemas(s: ServeSettings):
                 raise ValueError("give user_id or history")
             return self
 
+    column = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": s.max_text_chars, "pattern": _NO_NUL},
+                        {"type": "number"}, {"type": "boolean"}]}
+
     class ItemIn(BaseModel):
-        """item_id plus `text`, or item columns (title, genre, description, ...) turned into text."""
-        model_config = ConfigDict(extra="allow")
+        """item_id plus `text`, or item columns (title, genre, description, ...: non-empty
+        strings, numbers or booleans) turned into text; at least one of the two."""
+        model_config = ConfigDict(extra="allow", json_schema_extra={
+            "additionalProperties": column,
+            "anyOf": [not_null("text"), {"minProperties": 2, "not": {"required": ["text"]}}, {"minProperties": 3}]})
         item_id: Id
         text: Optional[Text] = None
 
         @model_validator(mode="after")
         def _has_text(self):
             extra = self.model_extra or {}
-            if self.text is None and not any(v not in (None, "") for v in extra.values()):
-                raise ValueError("an item needs `text` or at least one column such as `title`")
             for key, v in extra.items():
-                if not isinstance(v, (str, int, float, bool, type(None))):
-                    raise ValueError(f"item column {key!r} must be a string or number")
-                if isinstance(v, str) and len(v) > s.max_text_chars:
-                    raise ValueError(f"item column {key!r} is longer than {s.max_text_chars} characters")
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"item column {key!r} must be a finite number")
+                if v == "" or not isinstance(v, (str, int, float, bool)):
+                    raise ValueError(f"item column {key!r} must be a non-empty string, a number or a boolean")
+                if isinstance(v, str) and (len(v) > s.max_text_chars or "\x00" in v):
+                    raise ValueError(f"item column {key!r} is longer than {s.max_text_chars} characters "
+                                     "or holds a NUL character")
+            if self.text is None and not extra:
+                raise ValueError("an item needs `text` or at least one column such as `title`")
             return self
 
     class ItemsRequest(BaseModel):
@@ -127,7 +211,8 @@ def _schemas(s: ServeSettings):
         user_id: Id
         item_id: Id
         type: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "interaction"
-        timestamp: Optional[Union[float, _dt.datetime]] = Field(None, description="unix seconds or ISO 8601; default: now")
+        timestamp: Optional[Union[UnixSeconds, _dt.datetime]] = Field(
+            None, description="unix seconds (a finite number) or ISO 8601; default: now")
 
     class EventsRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -152,8 +237,33 @@ class Service:
         self.encoder = make_encoder(settings.resolved_encoder())
         self.store = EventStore(db_url or default_db_url(model_dir), synchronous=settings.sqlite_synchronous)
         self._lock = threading.Lock()  # serialises reloads and item writes (reads never wait)
-        self.state = self._build(Path(model_dir))
+        roots = settings.model_roots if settings.model_roots is not None else [Path(model_dir).resolve().parent]
+        self.model_roots = [Path(r).resolve() for r in roots]
+        #: users erased by DELETE /users/{id} or `longrec forget`: the model's training record of
+        #: them is no longer used (until a retrained model no longer has it)
+        self.erased: set[str] = self.store.erased_users()
+        self._erase_lock = threading.Lock()
+        try:
+            self.state = self._build(Path(model_dir))
+        except LongrecError:
+            raise
+        except Exception as e:  # a crafted or damaged directory: one clear message, no traceback
+            raise ModelError(f"{model_dir} cannot be served ({e.__class__.__name__}: {_redact(str(e))[:300]}); "
+                             "re-train or re-save the model.") from None
         self.reloads = 0
+
+    def allowed_model_dir(self, model_dir: Path) -> Path:
+        """`model_dir` resolved (symlinks followed) if it lies under a configured model root,
+        else ModelDirRefused (nothing about the path is looked up on disk before this check)."""
+        target = Path(model_dir).expanduser()
+        target = target if target.is_absolute() else Path.cwd() / target
+        target = Path(os.path.realpath(target))
+        if not any(target == r or r in target.parents for r in self.model_roots):
+            raise ModelDirRefused(
+                "model_dir is outside the model roots of this server "
+                f"({', '.join(str(r) for r in self.model_roots)}); put the model under one of them or "
+                "start the server with --model-root.")
+        return target
 
     def _build(self, model_dir: Path) -> ServingState:
         st = ServingState(model_dir, self.settings, self.encoder)
@@ -167,10 +277,13 @@ class Service:
             st.dim = int(st.overlay.vectors.shape[1])
         return st
 
-    def reload(self, model_dir: Path) -> ServingState:
+    def reload(self, model_dir: Path, check_roots: bool = True) -> ServingState:
         with self._lock:
+            if check_roots:
+                model_dir = self.allowed_model_dir(model_dir)
             check_model_dir(model_dir)
             new = self._build(model_dir)
+            self.erased = self.store.erased_users()  # erasures made by `longrec forget` meanwhile
             self.state = new  # one reference assignment: in-flight requests keep `old`
             self.reloads += 1
             return new
@@ -189,10 +302,22 @@ class Service:
             known = sum(1 for i in ids if st.known_item(i))
             titles = {i: title_of(a, i) if any(k in a for k in ("title", "movie_title", "name")) else t[:80]
                       for i, a, t in zip(ids, attrs, texts)}
-            st.overlay = st.overlay.with_items(ids, vecs, titles)  # copy-on-write swap
+            st.overlay = st.overlay.with_items(ids, vecs, titles)  # a new snapshot (amortised append)
             if st.dim is None:
                 st.dim = int(vecs.shape[1])
         return len(ids) - known, known, time.perf_counter() - t0
+
+    def forget_user(self, user_id, requested_by: str) -> int:
+        """Erase a user: their stored events go, the erasure is recorded, and the model's
+        training record of them is no longer used by this process."""
+        n = self.store.forget_user(user_id, requested_by)
+        with self._erase_lock:
+            self.erased = self.erased | {str(user_id)}  # a new set: readers keep theirs
+        return n
+
+
+class ModelDirRefused(LongrecError):
+    """/admin/reload was asked for a directory outside the configured model roots."""
 
 
 def _now() -> float:
@@ -201,7 +326,8 @@ def _now() -> float:
 
 def create_app(model_dir: str | Path, db_url: str | None = None, settings: ServeSettings | None = None):
     """Build the app. Raises ModelError (clear message) when `model_dir` cannot be served."""
-    from fastapi import Depends, FastAPI, Header, HTTPException, Request
+    from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+    from fastapi import Path as PathParam
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
     from fastapi.staticfiles import StaticFiles
@@ -221,7 +347,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         "Recommendations from a saved longrec model, with a durable event store and new items without retraining."))
     app.state.service = svc
     app.state.metrics = metrics
-    app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes)
+    app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
+                       max_header_bytes=s.max_header_bytes)
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(RequestValidationError)
@@ -231,13 +358,14 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         for e in errs:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
             parts.append(f"{loc}: {e.get('msg', 'invalid')}")
-        clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errs]
+        clean = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in errs]
         return JSONResponse(status_code=422, content={"message": "invalid request: " + "; ".join(parts), "detail": clean})
 
     @app.exception_handler(LongrecError)
     async def _longrec(request: Request, exc: LongrecError):
         code = 404 if isinstance(exc, UnknownIdError) else 400
-        return JSONResponse(status_code=code, content={"message": str(exc), "detail": str(exc)})
+        msg = _redact(str(exc))
+        return JSONResponse(status_code=code, content={"message": msg, "detail": msg})
 
     def require_key(authorization: Optional[str] = Header(None, description="Bearer <LONGREC_API_KEY>")) -> None:
         if api_key is None:
@@ -253,9 +381,14 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
             raise HTTPException(403, "wrong API key.")
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException):
-        return JSONResponse(status_code=exc.status_code, content={"message": exc.detail, "detail": exc.detail},
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. a body that is not UTF-8) too
+    async def _http(request: Request, exc: StarletteHTTPException):
+        msg = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and msg == "There was an error parsing the body":
+            msg = "the request body could not be read: send JSON encoded as UTF-8."
+        return JSONResponse(status_code=exc.status_code, content={"message": _redact(msg), "detail": _redact(msg)},
                             headers=getattr(exc, "headers", None))
 
     # ------------------------------------------------------------------ helpers
@@ -266,7 +399,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         hist: list = []
         if user_id is not None:
             uidx = st.model.vocab_.users.lookup([_user_id(st, user_id)])[0]
-            if uidx >= 0:
+            if uidx >= 0 and str(user_id) not in svc.erased:
                 seen = st.model.seen_
                 trained = st.model_ids[seen.indices[seen.indptr[uidx]:seen.indptr[uidx + 1]]].tolist()
             hist = st.coerce(svc.store.history(user_id, s.max_history))
@@ -318,20 +451,26 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
     @app.get("/users", tags=["read"])
     def users(limit: int = 50):
         st = svc.state
-        ids = st.model.vocab_.users.ids[: max(1, min(limit, 1000))]
-        return {"users": [_jsonable(u) for u in ids]}
+        n = max(1, min(limit, 1000))
+        erased = svc.erased
+        ids = st.model.vocab_.users.ids[: n + len(erased)]
+        return {"users": [_jsonable(u) for u in ids if str(u) not in erased][:n]}
 
-    @app.post("/recommend", response_model=RecommendResponse, response_model_exclude_none=True, tags=["read"])
+    @app.post("/recommend", response_model=RecommendResponse, response_model_exclude_none=True, tags=["read"],
+              responses={**_E422, **_BODY, 400: _err("a text query without item texts; a body that is not UTF-8 JSON"),
+                         404: _err("none of the candidates is known")})
     def recommend(req: RecommendRequest):
         st = svc.state  # one snapshot for the whole request (reloads swap the reference)
-        user = _user_id(st, req.user_id)
+        erased = req.user_id is not None and str(req.user_id) in svc.erased
+        user = None if erased else _user_id(st, req.user_id)
         trained, hist = user_history(st, req.user_id, req.history)
         everything = trained + hist
         cands = st.coerce(req.candidates) if req.candidates is not None else None
         exclude = set(everything) if req.exclude_seen else set()
         if cands is not None and not any(st.known_item(c) for c in cands):
-            raise LongrecError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
+            raise UnknownIdError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
         fetch = req.k * 3 if req.rerank == "mmr" else req.k
+        ignored = [i for i in hist if not st.known_item(i)] if hist else []
         if req.text is not None:
             if st.dim is None:
                 raise LongrecError("text queries need item texts: the model has no item table and no items were added.")
@@ -340,19 +479,26 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             source_of = _source(st, default="text")
         else:
             pairs = st.model_recommend(user, hist, fetch, req.exclude_seen, cands)
+            # an unknown user whose history the model cannot use gets the popularity ranking
+            cold = (st.popularity_fallback and not st.known_to_model(hist)
+                    and (user is None or st.model.vocab_.users.lookup([user])[0] < 0))
             pairs = merge_new_items(st, pairs, everything, exclude, cands, fetch)
-            source_of = _source(st, default="model")
+            source_of = _source(st, default="popular-fallback" if cold else "model")
         if req.rerank == "mmr":
             pairs = _mmr(st, pairs, req.k)
         pairs = pairs[: req.k]
-        return {"items": rec_items(st, pairs, source_of, everything, req.explain), "user_id": req.user_id,
-                "history_used": len(everything), "model": st.model.name}
+        out = {"items": rec_items(st, pairs, source_of, everything, req.explain), "user_id": req.user_id,
+               "history_used": len(everything) - len(ignored), "model": st.model.name}
+        if ignored:
+            out["ignored_item_ids"] = [_jsonable(i) for i in ignored]
+        return out
 
     def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
         """Insert API-added items unknown to the model (policy in docs/serve.md)."""
         if not len(st.overlay) or s.new_item_slots == 0:
             return pairs
-        new_ids = [i for i in st.overlay.ids if i not in exclude and (cands is None or i in cands)]
+        cset = set(cands) if cands is not None else None
+        new_ids = [i for i in st.overlay.ids if i not in exclude and (cset is None or i in cset)]
         new_ids = [i for i, ok in zip(new_ids, st.in_model(new_ids)) if not ok] if new_ids else []
         p = st.profile(hist)
         if not new_ids or p is None:
@@ -380,14 +526,14 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             msim = np.insert(msim, pos, np.inf)  # later (less similar) new items go below it
         return out[:k]
 
-    @app.post("/explain", tags=["read"])
+    @app.post("/explain", tags=["read"], responses={**_E422, 404: _err("unknown item"), **_BODY})
     def explain(req: ExplainRequest):
         st = svc.state
         item = st.coerce([req.item_id])[0]
         if not st.known_item(item):
             raise UnknownIdError(f"unknown item {req.item_id!r}; add it with POST /items first.")
         trained, hist = user_history(st, req.user_id, req.history)
-        user = _user_id(st, req.user_id)
+        user = None if req.user_id is not None and str(req.user_id) in svc.erased else _user_id(st, req.user_id)
         out: dict[str, Any] = {"item_id": _jsonable(item), "title": st.title(item), "user_id": req.user_id,
                                "history_used": len(trained) + len(hist),
                                "method": "text-similarity + model score"}
@@ -418,10 +564,9 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                 out["explanation_error"] = f"{e.__class__.__name__}: {e}"
         return out
 
-    @app.get("/items/{item_id}/similar", response_model=SimilarResponse, response_model_exclude_none=True, tags=["read"])
-    def similar(item_id: str, k: int = 10):
-        if not 1 <= k <= s.max_k:
-            raise HTTPException(422, f"k must be between 1 and {s.max_k}, got {k}.")
+    @app.get("/items/{item_id}/similar", response_model=SimilarResponse, response_model_exclude_none=True, tags=["read"],
+             responses={**_E422, 400: _err("the item has no text"), 404: _err("unknown item"), **_COMMON})
+    def similar(item_id: str, k: int = Query(10, ge=1, le=s.max_k, description="list length")):
         st = svc.state
         item = st.coerce([item_id])[0]
         v, found = st.vectors_for([item])
@@ -433,7 +578,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         return {"item_id": _jsonable(item), "items": rec_items(st, pairs, _source(st, "text"), [], False)}
 
     # ------------------------------------------------------------------ write endpoints
-    @app.post("/events", response_model=EventsResponse, tags=["write"], dependencies=[Depends(require_key)])
+    @app.post("/events", response_model=EventsResponse, tags=["write"], dependencies=[Depends(require_key)],
+              responses={**_E422, **_AUTH, **_BODY})
     def events(req: EventsRequest):
         rows = []
         for e in req.events:
@@ -444,19 +590,23 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         metrics.inc("longrec_events_duplicate_total", dup)
         return {"stored": stored, "duplicates": dup}
 
-    @app.post("/items", response_model=ItemsResponse, tags=["write"], dependencies=[Depends(require_key)])
+    @app.post("/items", response_model=ItemsResponse, tags=["write"], dependencies=[Depends(require_key)],
+              responses={**_E422, **_AUTH, **_BODY,
+                         400: _err("the encoder's vectors do not fit the catalogue; a body that is not UTF-8 JSON")})
     def add_items(req: ItemsRequest):
         items = [{"item_id": it.item_id, **({"text": it.text} if it.text else {}), **(it.model_extra or {})}
                  for it in req.items]
         added, updated, secs = svc.add_items(items)
         return {"added": added, "updated": updated, "seconds": round(secs, 4)}
 
-    @app.post("/admin/reload", response_model=ReloadResponse, tags=["write"], dependencies=[Depends(require_key)])
+    @app.post("/admin/reload", response_model=ReloadResponse, tags=["write"], dependencies=[Depends(require_key)],
+              responses={**_E422, **_AUTH, 409: _err("the directory cannot be served (the old model keeps serving); "
+                                                     "or it is outside the model roots"), **_BODY})
     def reload(req: ReloadRequest | None = None):
-        target = Path(req.model_dir) if req is not None and req.model_dir else svc.state.model_dir
+        given = req is not None and bool(req.model_dir)
         old = svc.state
         try:
-            new = svc.reload(target)
+            new = svc.reload(Path(req.model_dir) if given else old.model_dir, check_roots=given)
         except LongrecError as e:
             raise HTTPException(409, f"reload refused, still serving {old.model_dir} ({old.model.name}): {e}") from None
         except Exception as e:  # a foreign or damaged directory must never take the server down
@@ -464,6 +614,15 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                                      f"{e.__class__.__name__}: {e}") from None
         return {"model_dir": str(new.model_dir), "model": new.model.name, "n_items": len(new.model_ids),
                 "n_users": len(new.model.vocab_.users), "load_seconds": new.load_seconds}
+
+    @app.delete("/users/{user_id}", response_model=ErasureResponse, tags=["write"], dependencies=[Depends(require_key)],
+                responses={**_E422, **_AUTH, **_BODY})
+    def forget(user_id: Annotated[str, PathParam(min_length=1, max_length=256, pattern=_NO_NUL)]):
+        """Erase a user: delete their stored events, stop using the model's training record of
+        them, and record the erasure (who, when, how many events; never the events)."""
+        n = svc.forget_user(user_id, requested_by="api")
+        metrics.inc("longrec_erasures_total")
+        return {"user_id": user_id, "events_deleted": n, "erased_at": round(_now(), 3)}
 
     # ------------------------------------------------------------------ web page
     static = resources.files("longrec.serve") / "static"
@@ -488,29 +647,21 @@ def _user_id(st: ServingState, user_id):
 def _source(st: ServingState, default: str):
     """Labels for a list of item ids: model items vs API-added ("new") ones, or `default`."""
     def f(ids: list) -> list[str]:
-        if default == "model":
-            return ["model" if ok else "new" for ok in st.in_model(ids)]
+        if default in ("model", "popular-fallback"):
+            return [default if ok else "new" for ok in st.in_model(ids)]
         return [default] * len(ids)
     return f
 
 
-def _mmr(st: ServingState, pairs: list[tuple], k: int, lam: float = 0.7) -> list[tuple]:
-    """Maximal marginal relevance over text vectors: trade relevance (rank) for diversity."""
+def _mmr(st: ServingState, pairs: list[tuple], k: int, lam: float = 0.3) -> list[tuple]:
+    """Maximal marginal relevance over text vectors: trade relevance (rank) for diversity
+    (weight `lam` on the redundancy; longrec.rerank's vectorised greedy, kept in picking order)."""
     if len(pairs) <= 1:
         return pairs
-    v, found = st.vectors_for([i for i, _ in pairs])
-    rel = 1.0 - np.arange(len(pairs)) / len(pairs)  # rank-based relevance: scales differ across sources
-    chosen: list[int] = []
-    left = list(range(len(pairs)))
-    while left and len(chosen) < k:
-        if chosen:
-            red = (v[left] @ v[chosen].T).max(axis=1) * found[left]
-        else:
-            red = np.zeros(len(left))
-        j = left[int(np.argmax(lam * rel[left] - (1 - lam) * red))]
-        chosen.append(j)
-        left.remove(j)
-    return [pairs[j] for j in chosen]
+    from longrec.rerank.core import mmr_order
+
+    v, _ = st.vectors_for([i for i, _ in pairs])
+    return [pairs[j] for j in mmr_order(v, k, lam)]
 
 
 def _explain_plugin():

@@ -3,9 +3,12 @@ plus the ASGI middleware that records them and enforces the body-size limit."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
+
+log = logging.getLogger("longrec.serve")
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -64,12 +67,14 @@ class _TooLarge(BaseException):  # BaseException: FastAPI turns Exceptions in bo
 
 
 class ServeMiddleware:
-    """Pure ASGI (no per-request task overhead): body limit (413) + metrics by route template."""
+    """Pure ASGI (no per-request task overhead): header limit (431), body limit (413), a JSON
+    500 for anything unexpected (logged without the request's data), metrics by route template."""
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_header_bytes: int = 32_768) -> None:
         self.app = app
         self.metrics = metrics
         self.max = max_body_bytes
+        self.max_header = max_header_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -84,9 +89,22 @@ class ServeMiddleware:
                 status["started"] = True
             await send(msg)
 
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = scope.get("headers") or []
+        # the server (longrec.serve.server) stops reading at the limit; this covers other ASGI servers
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        declared = None
+        for name, value in headers:
+            if name == b"content-length":
+                declared = value
+                break
         try:
-            if declared is not None and int(declared) > limit:
+            if size > self.max_header:
+                await _send_error(send_wrap, 431, f"request headers larger than {self.max_header:,} bytes.",
+                                  "headers too large")
+                return
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 raise _TooLarge
             seen = 0
 
@@ -103,17 +121,41 @@ class ServeMiddleware:
         except _TooLarge:
             if not status["started"]:
                 await _send_413(send_wrap, limit)
+        except Exception as e:  # never a plain-text 500, never the request's data in the log
+            log.error("internal error on %s %s: %s", scope.get("method"), _route(scope), _describe(e))
+            if not status["started"]:
+                await _send_error(send_wrap, 500, "internal error; it was logged on the server.", "internal error")
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static") else "other")
-            self.metrics.observe(scope["method"], path, status["code"], time.perf_counter() - t0)
+            self.metrics.observe(scope["method"], _route(scope), status["code"], time.perf_counter() - t0)
+
+
+def _route(scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static") else "other")
+
+
+def _describe(e: BaseException) -> str:
+    """Exception class and where it was raised: never its message, which may quote the
+    request's values (a database error quotes the SQL parameters)."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    where = " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[::-1][:8])
+    name = e.__class__.__module__ + "." + e.__class__.__qualname__
+    orig = getattr(e, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+    return f"{name}{f' ({orig.__class__.__name__})' if orig is not None else ''} at {where}"
 
 
 async def _send_413(send, limit: int) -> None:
+    await _send_error(send, 413, f"request body larger than {limit:,} bytes; send fewer items/events per request.",
+                      "body too large")
+
+
+async def _send_error(send, code: int, message: str, detail: str) -> None:
     import json
 
-    body = json.dumps({"message": f"request body larger than {limit:,} bytes; send fewer items/events per request.",
-                       "detail": "body too large"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps({"message": message, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": code,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

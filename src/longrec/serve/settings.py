@@ -40,6 +40,13 @@ class ServeSettings(BaseModel):
     #: An empty/unset key disables the write endpoints (they never run open).
     api_key: str | None = None
     max_k: int = Field(1000, ge=1)
+    #: cost ceiling: the largest `k` for the expensive options of /recommend (`rerank: "mmr"`,
+    #: `explain: true`), whose cost grows with k² (MMR) or k·history (explanations)
+    max_k_costly: int = Field(100, ge=1)
+    #: largest request line + headers in bytes; larger requests get 431 before their headers are read
+    max_header_bytes: int = Field(32_768, ge=1024)
+    #: directories under which /admin/reload may load a model (None: the served model's parent)
+    model_roots: list[str] | None = None
     blas_threads: int = Field(1, ge=1, description="BLAS threads for scoring (1 keeps tail latency low)")
     max_history: int = Field(5000, ge=1, description="items in a request's history / events used per user")
     max_batch: int = Field(1000, ge=1, description="events or items per write request")

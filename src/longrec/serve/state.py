@@ -9,7 +9,6 @@ vectors searched next to the (possibly FAISS) index of the model's items.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,32 +47,74 @@ def text_of(row: dict) -> str:
         return ". ".join(str(v) for k, v in row.items() if k not in ("item_id", "text"))
 
 
-@dataclass(frozen=True)
 class Overlay:
-    """Items added or updated through the API (text vectors searched exactly)."""
+    """Items added or updated through the API (text vectors searched exactly).
 
-    ids: tuple = ()
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    titles: dict = field(default_factory=dict)
+    A snapshot: readers keep using the one they took while a writer publishes a new one.
+    Snapshots share one growing vector buffer: a write appends rows past the rows any
+    existing snapshot reads (an update appends a fresh row too), and the buffer is reallocated
+    (doubling, live rows only) when full, so n single-item writes copy O(n) rows in all.
+    """
+
+    __slots__ = ("_buf", "_n", "_used", "pos", "titles", "_ids", "_vecs")
+
+    def __init__(self, buf: np.ndarray | None = None, n: int = 0, pos: dict | None = None,
+                 titles: dict | None = None, used: list | None = None) -> None:
+        self._buf = buf          # (capacity, d); rows < _n are never written again
+        self._n = n
+        self._used = used if used is not None else [n]  # rows of _buf in use by the newest snapshot
+        self.pos = pos if pos is not None else {}       # item id -> row of _buf
+        self.titles = titles if titles is not None else {}
+        self._ids = None
+        self._vecs = None
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.pos)
+
+    def __contains__(self, item_id) -> bool:
+        return item_id in self.pos
+
+    @property
+    def ids(self) -> tuple:
+        if self._ids is None:
+            self._ids = tuple(self.pos)
+        return self._ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(len(self), d) vectors in `ids` order."""
+        if self._vecs is None:
+            if self._buf is None:
+                self._vecs = np.zeros((0, 0), np.float32)
+            elif len(self.pos) == self._n:  # no update left stale rows: the rows are the ids' order
+                self._vecs = self._buf[:self._n]
+            else:
+                self._vecs = self._buf[np.fromiter(self.pos.values(), np.int64, len(self.pos))]
+        return self._vecs
+
+    def vector(self, item_id) -> np.ndarray:
+        return self._buf[self.pos[item_id]]
 
     def with_items(self, ids: list, vectors: np.ndarray, titles: dict) -> "Overlay":
-        order = {i: n for n, i in enumerate(self.ids)}
-        new_ids = list(self.ids)
-        vecs = self.vectors.copy() if len(self.ids) else np.zeros((0, vectors.shape[1]), np.float32)
-        extra_rows = []
+        vectors = np.asarray(vectors, np.float32)
+        m, d = len(ids), vectors.shape[1]
+        pos = dict(self.pos)
+        buf, n, used = self._buf, self._n, self._used
+        if buf is None or buf.shape[1] != d or used[0] != n or n + m > len(buf):
+            # new buffer: first write, or full, or this snapshot is not the newest one
+            cap = max(16, 2 * (len(pos) + m))
+            new = np.empty((cap, d), np.float32)
+            live = np.fromiter(pos.values(), np.int64, len(pos))
+            if len(live):
+                new[:len(live)] = buf[live]
+            pos = {i: r for r, i in enumerate(pos)}
+            buf, n, used = new, len(pos), [len(pos)]
         for i, v in zip(ids, vectors):
-            if i in order:
-                vecs[order[i]] = v
-            else:
-                order[i] = len(new_ids)
-                new_ids.append(i)
-                extra_rows.append(v)
-        if extra_rows:
-            vecs = np.vstack([vecs, np.asarray(extra_rows, np.float32)])
-        return Overlay(tuple(new_ids), vecs, {**self.titles, **titles})
+            buf[n] = v
+            pos[i] = n
+            n += 1
+        used[0] = n
+        return Overlay(buf, n, pos, {**self.titles, **titles}, used)
 
 
 class ServingState:
@@ -112,6 +153,10 @@ class ServingState:
         self.index = VectorIndex.build(vectors, settings.retrieval) if len(vectors) else None
         self.dim = int(vectors.shape[1]) if len(vectors) else None
         self.overlay = Overlay()
+        #: whether the model answers a user it cannot score (unknown, no usable history) with
+        #: the training popularity (the DP models' private cold scores do not)
+        self.popularity_fallback = not (getattr(self.model, "_private_cold_scores", False)
+                                        and getattr(self.model, "_is_private", False))
         self.loaded_at = time.time()
         self.load_seconds = round(time.perf_counter() - t0, 3)
 
@@ -129,18 +174,18 @@ class ServingState:
         return t if t is not None else self.titles.get(item_id, str(item_id))
 
     def known_item(self, item_id) -> bool:
-        return item_id in self.base_pos or item_id in set(self.overlay.ids) or bool(self.in_model([item_id])[0])
+        return item_id in self.base_pos or item_id in self.overlay or bool(self.in_model([item_id])[0])
 
     # ------------------------------------------------------------------ vectors
     def vectors_for(self, ids: list) -> tuple[np.ndarray, np.ndarray]:
         """(vectors, found mask) of item ids; the overlay wins over the model's item table."""
-        ov = {i: n for n, i in enumerate(self.overlay.ids)}
-        d = self.dim or (self.overlay.vectors.shape[1] if len(self.overlay) else 0)
+        ov = self.overlay
+        d = self.dim or (ov.vectors.shape[1] if len(ov) else 0)
         out = np.zeros((len(ids), d), np.float32)
         found = np.zeros(len(ids), bool)
         for r, i in enumerate(ids):
-            if i in ov:
-                out[r] = self.overlay.vectors[ov[i]]
+            if i in ov.pos:
+                out[r] = ov.vector(i)
                 found[r] = True
             elif i in self.base_pos:
                 out[r] = self.index.vectors[self.base_pos[i]]
@@ -168,7 +213,7 @@ class ServingState:
             s = (self.vectors_for(ids)[0] @ q[0])
             order = np.lexsort((np.arange(len(ids)), -s))[:k]
             return [(ids[j], float(s[j])) for j in order]
-        ov_set = set(self.overlay.ids)
+        ov_set = self.overlay.pos
         out: list[tuple] = []
         if self.index is not None:
             fetch = k + len(exclude) + len(ov_set)

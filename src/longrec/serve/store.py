@@ -12,14 +12,17 @@ model's ID kind when it reads them.
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from longrec.errors import ConfigError
+from longrec.errors import ConfigError, DataError
 
 DEFAULT_DB_NAME = "events.sqlite"
+_ROWS_PER_STATEMENT = 500  # 6 parameters a row: far below SQLite's 32,766 and PostgreSQL's 65,535
 
 
 def default_db_url(model_dir: str | Path) -> str:
@@ -45,9 +48,13 @@ class EventStore:
 
         self.url = normalize_url(url)
         if not (self.url.startswith("sqlite") or self.url.startswith("postgresql")):
-            raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://user@host/db.")
+            raise ConfigError(f"unsupported database URL {_redact(url)!r}: use sqlite:///path.db or postgresql://user@host/db.")
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
-        kw: dict[str, Any] = {}
+        netloc = self.url.split("://", 1)[1].split("/", 1)[0]
+        if netloc.count("@") > 1:  # the driver would read part of the password as the host name
+            raise ConfigError(f"the database URL {_redact(url)!r} has an unescaped '@' in its password: "
+                              "percent-encode it as %40 (e.g. postgresql://user:p%40ss@host/db).")
+        kw: dict[str, Any] = {"hide_parameters": True}  # errors and logs never carry event payloads
         if self.dialect == "sqlite":
             kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
@@ -55,7 +62,7 @@ class EventStore:
         try:
             self.engine = sa.create_engine(self.url, **kw)
         except Exception as e:  # bad URL syntax, missing driver
-            raise ConfigError(f"cannot use database {url!r}: {e}") from None
+            raise ConfigError(f"cannot use database {_redact(url)!r}: {_redact(str(e))}") from None
         if self.dialect == "sqlite":
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_con, _rec):  # every pooled connection gets the same guarantees
@@ -82,6 +89,15 @@ class EventStore:
             sa.Column("attrs", sa.Text, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
+        #: one row per erasure (who, when, how many events), never the events themselves
+        self.erasures = sa.Table(
+            "longrec_erasures", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("user_id", sa.String(256), nullable=False),
+            sa.Column("requested_by", sa.String(256), nullable=False),
+            sa.Column("erased_at", sa.Float, nullable=False),
+            sa.Column("n_events", sa.Integer, nullable=False),
+        )
         self._sa = sa
         # SQLite has one writer; serialising writes here avoids "database is locked" retries.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else _NullLock()
@@ -89,7 +105,7 @@ class EventStore:
             md.create_all(self.engine)
         except Exception as e:
             raise ConfigError(f"cannot open the event store at {_redact(self.url)}: {e.__class__.__name__}: "
-                              f"{str(e).splitlines()[0]}. Check the --db URL and that the database is running.") from None
+                              f"{_redact(str(e).splitlines()[0] if str(e) else '')}. Check the --db URL and that the database is running.") from None
 
     def _insert(self, table):
         if self.dialect == "sqlite":
@@ -101,7 +117,9 @@ class EventStore:
     # ------------------------------------------------------------------ events
     def add_events(self, events: Iterable[dict]) -> tuple[int, int]:
         """Insert events (dicts with event_id,user_id,item_id,type,ts); returns (stored, duplicates).
-        One transaction; events whose event_id already exists are skipped."""
+        One transaction; events whose event_id already exists are skipped. `stored` is what the
+        INSERT itself reports (ON CONFLICT DO NOTHING RETURNING), so concurrent writers of the
+        same event ids on PostgreSQL never both count it."""
         now = time.time()
         rows, seen, total = [], set(), 0
         for e in events:
@@ -110,17 +128,20 @@ class EventStore:
             if eid in seen:
                 continue
             seen.add(eid)
+            ts = float(e["ts"])
+            if not math.isfinite(ts):
+                raise DataError(f"event {eid!r}: timestamp must be a finite number of unix seconds.")
             rows.append({"event_id": eid, "user_id": str(e["user_id"]), "item_id": str(e["item_id"]),
-                         "type": str(e.get("type") or "interaction"), "ts": float(e["ts"]), "received_at": now})
-        n_in = len(rows)
+                         "type": str(e.get("type") or "interaction"), "ts": ts, "received_at": now})
         if not rows:
-            return 0, 0
-        stmt = self._insert(self.events).on_conflict_do_nothing(index_elements=["event_id"])
+            return 0, total
+        stored = 0
         with self._write_lock, self.engine.begin() as con:
-            before = con.execute(self._sa.select(self._sa.func.count()).select_from(self.events).where(
-                self.events.c.event_id.in_([r["event_id"] for r in rows]))).scalar_one()
-            con.execute(stmt, rows)
-        return n_in - before, total - (n_in - before)
+            for j in range(0, len(rows), _ROWS_PER_STATEMENT):  # the ids the INSERT itself wrote
+                stmt = (self._insert(self.events).values(rows[j:j + _ROWS_PER_STATEMENT])
+                        .on_conflict_do_nothing(index_elements=["event_id"]).returning(self.events.c.event_id))
+                stored += len(con.execute(stmt).all())
+        return stored, total - stored
 
     def history(self, user_id, limit: int) -> list[str]:
         """The user's most recent `limit` item ids, oldest first."""
@@ -138,6 +159,28 @@ class EventStore:
     def count_events(self) -> int:
         with self.engine.connect() as con:
             return int(con.execute(self._sa.select(self._sa.func.count()).select_from(self.events)).scalar_one())
+
+    # ------------------------------------------------------------------ erasure
+    def forget_user(self, user_id, requested_by: str) -> int:
+        """Delete every event of `user_id` and record the erasure in the same transaction;
+        returns the number of events deleted (0 is recorded too: the request was honoured)."""
+        uid = str(user_id)
+        with self._write_lock, self.engine.begin() as con:
+            n = con.execute(self.events.delete().where(self.events.c.user_id == uid)).rowcount
+            con.execute(self.erasures.insert().values(user_id=uid, requested_by=str(requested_by)[:256],
+                                                      erased_at=time.time(), n_events=int(n)))
+        return int(n)
+
+    def erased_users(self) -> set[str]:
+        with self.engine.connect() as con:
+            return {r[0] for r in con.execute(self._sa.select(self.erasures.c.user_id).distinct())}
+
+    def erasure_log(self, user_id=None) -> list[dict]:
+        q = self._sa.select(self.erasures).order_by(self.erasures.c.id)
+        if user_id is not None:
+            q = q.where(self.erasures.c.user_id == str(user_id))
+        with self.engine.connect() as con:
+            return [dict(r._mapping) for r in con.execute(q)]
 
     # ------------------------------------------------------------------ items
     def upsert_items(self, items: list[dict]) -> None:
@@ -179,7 +222,10 @@ class _NullLock:
         return False
 
 
-def _redact(url: str) -> str:
-    import re
+_URL_PW = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):\S*@")  # greedy: a password with an @ is masked whole
+_KV_PW = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+def _redact(text: str) -> str:
+    """`text` with database passwords masked: `scheme://user:***@host` and `password=***`."""
+    return _KV_PW.sub(r"\1***", _URL_PW.sub(r"\1:***@", str(text)))
