@@ -120,6 +120,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.simulate", "simulate", "simulate"),
     ("longrec.cli.serve", "serve", "serve"),
     ("longrec.cli.federated", "federated", "federated"),
+    ("longrec.cli.prepare", "prepare", "prepare"),
 )
 
 
