@@ -236,7 +236,7 @@ def aggregate_reviews(reviews: pd.DataFrame, text: str, *, item: str = "item_id"
                             f"{', '.join(map(str, reviews.columns))}). Check --review-text / --review-rating / --helpful.")
     df = reviews[[c for c in dict.fromkeys((item, text, rating, helpful)) if c is not None]].copy()
     df["_pos"] = np.arange(len(df))
-    df["_text"] = df[text].fillna("").astype(str).str.strip()
+    df["_text"] = df[text].fillna("").astype(str).str.split().str.join(" ")  # one line per review
     df = df[df["_text"] != ""]
     if rating is not None and min_rating is not None:
         r = pd.to_numeric(df[rating], errors="coerce")
