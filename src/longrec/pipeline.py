@@ -59,9 +59,17 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
 
 
 def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,
-                       unknown_items: str = "warn", name: str = "") -> Dataset:
-    from longrec.data.readers import dataset_from_frames
+                       unknown_items: str = "warn", name: str = "", reader: dict | None = None) -> Dataset:
+    """`reader`: read_interactions keyword arguments (sep, encoding, columns); the item and user
+    tables get its sep/encoding."""
+    from longrec.data.readers import dataset_from_frames, read_interactions, read_items, read_users
 
+    if reader:
+        table_kw = {k: v for k, v in reader.items() if k in ("sep", "encoding")}
+        return dataset_from_frames(read_interactions(train, **reader),
+                                   items=None if items is None else read_items(items, **table_kw),
+                                   users=None if users is None else read_users(users, **table_kw),
+                                   unknown_items=unknown_items, name=name or Path(train).stem)
     return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
                                name=name or Path(train).stem)
 
@@ -69,7 +77,7 @@ def read_dataset_files(train: PathLike, items: PathLike | None = None, users: Pa
 def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike | None = None,
                      items: PathLike | None = None, users: PathLike | None = None,
                      config: PathLike | dict | None = None, seed: int | None = None,
-                     meta: dict | None = None, dp_epsilon: float | None = None):
+                     meta: dict | None = None, dp_epsilon: float | None = None, reader: dict | None = None):
     """Train `model` on the files, save it to `out`, return the fitted model.
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
@@ -90,10 +98,10 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read
-    train_ds = read_dataset_files(train, items, users)
+    train_ds = read_dataset_files(train, items, users, reader=reader)
     if meta:
         train_ds.meta.update(meta)
-    valid_ds = train_ds.with_interactions(read_interactions(valid)) if valid is not None else None
+    valid_ds = train_ds.with_interactions(read_interactions(valid, **(reader or {}))) if valid is not None else None
     m.fit(train_ds, valid_ds)
     m.save(out)
     return m
@@ -115,7 +123,7 @@ def _atomic_write(path: PathLike, write) -> None:
 def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
-                      rerank: str | None = None) -> pd.DataFrame:
+                      rerank: str | None = None, reader: dict | None = None) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
 
     Training interactions are always history; each history file adds interactions known at
@@ -132,7 +140,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
 
         parse_rerank(rerank)  # a bad spec fails before any work
     model = Recommender.load(model_dir)
-    hist = [read_interactions(h) for h in histories]
+    hist = [read_interactions(h, **(reader or {})) for h in histories]
     hist_df = pd.concat(hist, ignore_index=True) if hist else None
     if users is not None and all_users:
         raise LongrecError("pass either --users FILE or --all-users, not both.")
@@ -178,13 +186,14 @@ def read_recs(path: PathLike) -> pd.DataFrame:
 
 def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), catalog: PathLike | None = None,
                    output: PathLike | None = None, extra_meta: dict | None = None,
-                   users: PathLike | None = None, fairness: bool = False, train: PathLike | None = None) -> dict:
+                   users: PathLike | None = None, fairness: bool = False, train: PathLike | None = None,
+                   reader: dict | None = None) -> dict:
     """Metrics of saved recommendations against held-out truth; writes METRICS.json if asked."""
     from longrec.data.readers import read_id_list, read_interactions
     from longrec.metrics.ranking import evaluate
 
     r = read_recs(recs)
-    t = read_interactions(truth)
+    t = read_interactions(truth, **(reader or {}))
     cat = read_id_list(catalog, "item_id") if catalog is not None else None
     metrics = evaluate(r, t, ks=tuple(ks), catalog=cat)
     side = Path(f"{recs}.meta.json")

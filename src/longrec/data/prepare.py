@@ -669,3 +669,37 @@ class PreparedDataset:
 
     def truth_path(self, stage: str = "test") -> Path:
         return self.require("test" if stage == "test" else "valid")
+
+
+# --------------------------------------------------------------------------- CLI helpers
+def reader_kwargs(sep: str | None = None, encoding: str | None = None, columns: str | dict | None = None) -> dict:
+    """Reader options from CLI flags (--sep --encoding --columns NAME=COL,...) as read_* keyword
+    arguments; {} when none is given. `columns` is file column -> canonical name."""
+    cols = parse_columns(columns) if isinstance(columns, str) else dict(columns or {})
+    kw: dict = {}
+    if sep:
+        kw["sep"] = "\t" if sep in ("\\t", "tab", "TAB") else sep
+    if encoding:
+        kw["encoding"] = encoding
+    if cols:
+        kw["columns"] = _file_to_canon(cols)
+    return kw
+
+
+def data_paths(directory: PathLike, command: str, stage: str = "test") -> dict[str, Any]:
+    """The files a command takes from a prepared folder (`--data DIR`).
+
+    train:     train=train.csv, valid=valid.csv, items=items.csv, users=users.csv (those present)
+    recommend: histories=train (+ valid at stage test), users=the users of the stage's part
+    evaluate:  truth=test.csv (valid.csv at stage valid), catalog=items.csv
+    """
+    ds = PreparedDataset.load(directory)
+    if command == "train":
+        return {"train": ds.require("train"), "valid": ds.path("valid"), "items": ds.path("items"),
+                "users": ds.path("users")}
+    if command == "recommend":
+        return {"histories": ds.history_paths(stage), "users": ds.truth_path(stage),
+                "repeat_consumption": ds.repeat_consumption}
+    if command == "evaluate":
+        return {"truth": ds.truth_path(stage), "catalog": ds.path("items")}
+    raise ValueError(command)
