@@ -69,7 +69,8 @@ def read_dataset_files(train: PathLike, items: PathLike | None = None, users: Pa
         return dataset_from_frames(read_interactions(train, **reader),
                                    items=None if items is None else read_items(items, **table_kw),
                                    users=None if users is None else read_users(users, **table_kw),
-                                   unknown_items=unknown_items, name=name or Path(train).stem)
+                                   unknown_items=unknown_items, name=name or Path(train).stem,
+                                   duplicates=reader.get("duplicates", "keep-last"))
     return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
                                name=name or Path(train).stem)
 

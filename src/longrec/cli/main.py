@@ -45,6 +45,8 @@ def train(
     if train is None:
         raise LongrecError("pass the training interactions: --train FILE, or --data DIR (a `longrec prepare` folder).")
     reader = reader_kwargs(sep, encoding, columns)
+    if data is not None and data_paths(data, "recommend")["repeat_consumption"]:
+        reader["duplicates"] = "keep-all"  # repeat purchases count
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
@@ -84,7 +86,8 @@ def recommend(
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
-                             reader=reader_kwargs(sep, encoding, columns))
+                             reader=reader_kwargs(sep, encoding, columns) | (
+                                 {"duplicates": "keep-all"} if data is not None and d["repeat_consumption"] else {}))
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 
