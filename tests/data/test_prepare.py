@@ -309,7 +309,7 @@ def test_bad_options():
         PrepareOptions(ratios=(0.5, 0.1)).check()
 
 
-def test_cli_prepare_and_data_flags(tmp_path):
+def test_cli_prepare_refuses_and_reports(tmp_path):
     from typer.testing import CliRunner
 
     from longrec.cli.main import app
@@ -351,3 +351,44 @@ def test_prepare_reproduces_book_crossing_b1(real_data_dir, tmp_path):
         ref = pd.read_csv(bx / "splits" / "b1" / f"{p}.csv", dtype=str)
         assert set(map(tuple, mine[["user_id", "item_id", "rating"]].to_numpy())) == \
             set(map(tuple, ref[["user_id", "item_id", "rating"]].to_numpy())), p
+
+
+def test_cli_data_dir_train_recommend_evaluate(tmp_path):
+    from typer.testing import CliRunner
+
+    from longrec.cli.main import app
+
+    p = tmp_path / "ratings.txt"
+    df = _inter(n_users=30, per=12, ts=False).rename(columns={"user_id": "U", "item_id": "I"})
+    df.to_csv(p, sep="|", index=False)
+    run = CliRunner()
+    data = tmp_path / "d"
+    r = run.invoke(app, ["prepare", "--interactions", str(p), "--sep", "|", "--columns", "user_id=U,item_id=I",
+                         "--out", str(data)])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["train", "--data", str(data), "--model", "pop", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["recommend", "--model", str(tmp_path / "m"), "--data", str(data), "--k", "5",
+                         "--output", str(tmp_path / "recs.csv")])
+    assert r.exit_code == 0, r.output
+    recs = pd.read_csv(tmp_path / "recs.csv")
+    test, train, valid = (pd.read_csv(data / f"{x}.csv") for x in ("test", "train", "valid"))
+    assert set(recs.user_id) == set(test.user_id)
+    seen = set(zip(train.user_id, train.item_id)) | set(zip(valid.user_id, valid.item_id))
+    assert not seen & set(zip(recs.user_id, recs.item_id))  # history = train + valid at the test stage
+    r = run.invoke(app, ["evaluate", "--recs", str(tmp_path / "recs.csv"), "--data", str(data), "--k", "5",
+                         "--output", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert res["truth"].endswith("test.csv") and res["catalog"].endswith("items.csv")
+    # the reader options work on the plain file options too
+    r = run.invoke(app, ["train", "--train", str(p), "--sep", "|", "--columns", "user_id=U,item_id=I",
+                         "--model", "pop", "--out", str(tmp_path / "m2")])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["train", "--train", str(p), "--data", str(data), "--model", "pop", "--out", str(tmp_path / "m3")])
+    assert r.exit_code == 2 and "not both" in r.output
+    r = run.invoke(app, ["evaluate", "--recs", str(tmp_path / "recs.csv"), "--data", str(tmp_path / "nope"),
+                         "--output", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "no such folder" in r.output
