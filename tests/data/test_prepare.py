@@ -346,6 +346,7 @@ def test_prepare_reproduces_book_crossing_b1(real_data_dir, tmp_path):
     assert [parts[p]["rows"] for p in ("train", "valid", "test")] == [274886, 31465, 31465]
     steps = {st.name: st.rows for st in res.card.steps}
     assert steps["drop unknown items"] == 1031175 and steps["rating filter"] == 969229
+    assert "(7 rounds)" in next(st.reason for st in res.card.steps if st.name == "k-core")  # as the B1 README
     for p in ("train", "valid", "test"):
         mine = pd.read_csv(res.out / f"{p}.csv", dtype=str)
         ref = pd.read_csv(bx / "splits" / "b1" / f"{p}.csv", dtype=str)

@@ -276,14 +276,16 @@ def _rating_filter(df: pd.DataFrame, opt: PrepareOptions) -> pd.DataFrame:
 
 
 def _k_core(df: pd.DataFrame, k: int) -> tuple[pd.DataFrame, int]:
+    """Each round drops users with < k rows, then items with < k rows; stops after a round that
+    dropped nothing (rounds counts that last one too). The result is the unique k-core."""
     out, rounds = df, 0
     while True:
-        u = out.groupby("user_id", sort=False)["user_id"].transform("size") >= k
-        i = out.groupby("item_id", sort=False)["item_id"].transform("size") >= k
-        keep = (u & i).to_numpy()
-        if keep.all():
+        n = len(out)
+        out = out.loc[(out.groupby("user_id", sort=False)["user_id"].transform("size") >= k).to_numpy()]
+        out = out.loc[(out.groupby("item_id", sort=False)["item_id"].transform("size") >= k).to_numpy()]
+        rounds += 1
+        if len(out) == n:
             return out.reset_index(drop=True), rounds
-        out, rounds = out.loc[keep], rounds + 1
 
 
 # --------------------------------------------------------------------------- splits
