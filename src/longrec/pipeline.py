@@ -59,9 +59,19 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
 
 
 def read_dataset_files(train: PathLike, items: PathLike | None = None, users: PathLike | None = None,
-                       unknown_items: str = "warn", name: str = "", duplicates: str = "keep-last") -> Dataset:
-    from longrec.data.readers import dataset_from_frames
+                       unknown_items: str = "warn", name: str = "", duplicates: str = "keep-last",
+                       reader: dict | None = None) -> Dataset:
+    """`reader`: read_interactions keyword arguments (sep, encoding, columns); the item and user
+    tables get its sep/encoding."""
+    from longrec.data.readers import dataset_from_frames, read_interactions, read_items, read_users
 
+    if reader:
+        table_kw = {k: v for k, v in reader.items() if k in ("sep", "encoding")}
+        return dataset_from_frames(read_interactions(train, **{"duplicates": duplicates, **reader}),
+                                   items=None if items is None else read_items(items, **table_kw),
+                                   users=None if users is None else read_users(users, **table_kw),
+                                   unknown_items=unknown_items, name=name or Path(train).stem,
+                                   duplicates=reader.get("duplicates", duplicates))
     return dataset_from_frames(train, items=items, users=users, unknown_items=unknown_items,
                                name=name or Path(train).stem, duplicates=duplicates)
 
@@ -71,7 +81,8 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
                      config: PathLike | dict | None = None, seed: int | None = None,
                      meta: dict | None = None, dp_epsilon: float | None = None,
                      workers: int | None = None, ray_address: str | None = None,
-                     text_columns: Sequence[str] | str | None = None, duplicates: str = "keep-last"):
+                     text_columns: Sequence[str] | str | None = None, duplicates: str = "keep-last",
+                     reader: dict | None = None):
     """Train `model` on the files, save it to `out`, return the fitted model.
 
     duplicates: what to do with repeated (user, item) rows of the training file (see
@@ -114,14 +125,14 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     if seed is not None:
         cfg["seed"] = seed
     m = klass(cfg)  # validates the config before any data is read
-    train_ds = read_dataset_files(train, items, users, duplicates=duplicates)
+    train_ds = read_dataset_files(train, items, users, duplicates=duplicates, reader=reader)
     if cfg.get("item_text_columns") and train_ds.items is not None:
         from longrec.lm.text import _resolve_columns
 
         _resolve_columns(cfg["item_text_columns"], train_ds.items.columns)  # fail before training
     if meta:
         train_ds.meta.update(meta)
-    valid_ds = train_ds.with_interactions(read_interactions(valid)) if valid is not None else None
+    valid_ds = train_ds.with_interactions(read_interactions(valid, **(reader or {}))) if valid is not None else None
     m.fit(train_ds, valid_ds)
     m.save(out)
     return m
@@ -144,7 +155,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
                       rerank: str | None = None, with_titles: bool = False,
-                      keep_seen: bool = False) -> pd.DataFrame:
+                      keep_seen: bool = False, reader: dict | None = None) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
     with_titles: add the items' title (and author, publisher, category) columns.
 
@@ -163,7 +174,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
 
         parse_rerank(rerank)  # a bad spec fails before any work
     model = Recommender.load(model_dir)
-    hist = [read_interactions(h) for h in histories]
+    hist = [read_interactions(h, **(reader or {})) for h in histories]
     hist_df = pd.concat(hist, ignore_index=True) if hist else None
     if users is not None and all_users:
         raise LongrecError("pass either --users FILE or --all-users, not both.")
@@ -219,13 +230,14 @@ def read_recs(path: PathLike) -> pd.DataFrame:
 
 def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), catalog: PathLike | None = None,
                    output: PathLike | None = None, extra_meta: dict | None = None,
-                   users: PathLike | None = None, fairness: bool = False, train: PathLike | None = None) -> dict:
+                   users: PathLike | None = None, fairness: bool = False, train: PathLike | None = None,
+                   reader: dict | None = None) -> dict:
     """Metrics of saved recommendations against held-out truth; writes METRICS.json if asked."""
     from longrec.data.readers import read_id_list, read_interactions
     from longrec.metrics.ranking import evaluate
 
     r = read_recs(recs)
-    t = read_interactions(truth)
+    t = read_interactions(truth, **(reader or {}))
     cat = read_id_list(catalog, "item_id") if catalog is not None else None
     metrics = evaluate(r, t, ks=tuple(ks), catalog=cat)
     side = Path(f"{recs}.meta.json")

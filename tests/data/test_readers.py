@@ -147,3 +147,32 @@ def test_wrong_role_and_missing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no dataset files"):
         load_dataset(tmp_path / "empty")
+
+
+def test_read_items_escapechar_and_quotechar(tmp_path):
+    # Book-Crossing style: ';'-separated, every field quoted, a \" inside a field
+    p = tmp_path / "books.csv"
+    p.write_bytes('"ISBN";"Book-Title"\n"0001";"The \\"Best\\" Book"\n"0002";"Plain"\n'.encode("latin-1"))
+    from longrec.data import read_items
+    from longrec.errors import DataError
+
+    items = read_items(p, {"ISBN": "item_id"}, sep=";", encoding="latin-1", escapechar="\\")
+    assert items["Book-Title"].tolist() == ['The "Best" Book', "Plain"]
+    assert items["item_id"].tolist() == ["0001", "0002"]
+    q = tmp_path / "q.csv"
+    q.write_text("item_id,title\n1,'a, b'\n")
+    assert read_items(q, quotechar="'")["title"].tolist() == ["a, b"]
+    with pytest.raises(DataError, match="one character"):
+        read_items(q, escapechar="ab")
+
+
+def test_read_jsonl_gz(tmp_path):
+    import gzip
+
+    from longrec.data import read_interactions
+
+    p = tmp_path / "inter.jsonl.gz"
+    with gzip.open(p, "wt") as f:
+        f.write('{"user_id": 1, "item_id": "a", "rating": 4}\n{"user_id": 2, "item_id": "b", "rating": 5}\n')
+    df = read_interactions(p)
+    assert df["item_id"].tolist() == ["a", "b"] and df["rating"].tolist() == [4.0, 5.0]

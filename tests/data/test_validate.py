@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -118,3 +119,51 @@ class _nothing:
 
     def __exit__(self, *a):
         return False
+
+
+def test_missing_item_id_never_suggests_user_id(tmp_path):
+    # "user_id" is the closest spelling of "item_id"; proposing it would turn user ids into item ids
+    p = tmp_path / "r.csv"
+    p.write_text("user_id,ISBN,rating\n1,0345,5\n2,0346,3\n")
+    with pytest.raises(DataError) as e:
+        read_interactions(p)
+    msg = str(e.value)
+    assert "no 'item_id' column" in msg
+    assert "Did you mean 'user_id'" not in msg and "{'user_id': 'item_id'}" not in msg
+    assert "--columns item_id=" in msg
+
+
+def test_missing_user_id_never_suggests_item_id(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("uid_x,item_id\n1,2\n")
+    with pytest.raises(DataError) as e:
+        read_interactions(p)
+    assert "'item_id'?" not in str(e.value)
+
+
+def test_close_spelling_still_suggested(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("user_id,itm_id\n1,2\n")
+    with pytest.raises(DataError, match="Did you mean 'itm_id'"):
+        read_interactions(p)
+
+
+@pytest.mark.parametrize("col,text", [("rating", "inf"), ("rating", "-inf"), ("timestamp", "inf")])
+def test_non_finite_numbers_refused(tmp_path, col, text):
+    p = tmp_path / "r.csv"
+    rows = {"rating": ["4", "4"], "timestamp": ["100", "200"]}
+    rows[col][1] = text
+    p.write_text("user_id,item_id,rating,timestamp\n" + f"1,1,{rows['rating'][0]},{rows['timestamp'][0]}\n"
+                 + f"1,2,{rows['rating'][1]},{rows['timestamp'][1]}\n")
+    with pytest.raises(DataError) as e:
+        read_interactions(p)
+    assert f"column '{col}'" in str(e.value) and "line 3" in str(e.value) and "finite" in str(e.value)
+
+
+def test_non_finite_in_dataframe_refused():
+    df = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [1.0, np.inf]})
+    with pytest.raises(DataError, match="column 'rating'.*not a finite"):
+        read_interactions(df)
+    df = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [1.0, np.nan]})
+    with pytest.raises(DataError, match="column 'rating'"):
+        read_interactions(df)

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from longrec.cli._common import console, handle_errors, parse_ks
+from longrec.errors import LongrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="longrec: recommenders for the language-model era, judged on the long term.")
@@ -18,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 @handle_errors
 def train(
     model: str = typer.Option(..., "--model", help="pop, itemknn, ease, bpr, ... (see `longrec models`)"),
-    train: Path = typer.Option(..., "--train", help="training interactions: CSV/Parquet/.inter"),
+    train: Optional[Path] = typer.Option(None, "--train", help="training interactions: CSV/Parquet/.inter"),
     out: Path = typer.Option(..., "--out", help="model directory to write"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML overriding the model's defaults"),
     valid: Optional[Path] = typer.Option(None, "--valid", help="validation interactions (early stopping / tuning)"),
@@ -36,15 +37,31 @@ def train(
     duplicates: str = typer.Option("keep-last", "--duplicates",
                                    help="repeated (user, item) rows: keep-last, keep-first, drop, error, or keep-all "
                                         "(repeat consumption, for top-frequency / tifu-knn)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="a `longrec prepare` folder: train.csv, valid.csv, items.csv, users.csv"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of the files, e.g. latin-1"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="interaction columns NAME=FILE_COLUMN,..., e.g. user_id=User-ID,item_id=ISBN"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
+    from longrec.data.prepare import data_paths, reader_kwargs
     from longrec.pipeline import train_from_files
+
+    if data is not None:
+        if train is not None:
+            raise LongrecError("pass either --data DIR or --train FILE, not both.")
+        d = data_paths(data, "train")
+        train, valid, items, users = d["train"], valid or d["valid"], items or d["items"], users or d["users"]
+    if train is None:
+        raise LongrecError("pass the training interactions: --train FILE, or --data DIR (a `longrec prepare` folder).")
+    reader = reader_kwargs(sep, encoding, columns)
+    if data is not None and data_paths(data, "recommend")["repeat_consumption"]:
+        duplicates = "keep-all"  # repeat purchases count
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
                              ray_address=ray_address, text_columns=text_columns,
-                             duplicates=duplicates)
+                             duplicates=duplicates, reader=reader)
     info = m.meta_.get("fit_info") or {}
     console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
                   f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
@@ -65,13 +82,29 @@ def recommend(
     with_titles: bool = typer.Option(False, "--with-titles", help="add title (and author, ...) columns to RECS.csv"),
     keep_seen: bool = typer.Option(False, "--keep-seen",
                                    help="keep consumed items eligible (repeat consumption: groceries, re-orders)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="a `longrec prepare` folder: history = train (+ valid at --stage test), users = the stage's users"),
+    stage: str = typer.Option("test", "--stage", help="with --data: test (history train+valid, users of test.csv) or valid"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of the files, e.g. latin-1"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="interaction columns NAME=FILE_COLUMN,..., e.g. user_id=User-ID,item_id=ISBN"),
 ) -> None:
     """Write top-K recommendations; training interactions and --history items are excluded (unless --keep-seen)."""
+    from longrec.data.prepare import data_paths, reader_kwargs
     from longrec.pipeline import recommend_to_file
+
+    if data is not None:
+        d = data_paths(data, "recommend", stage)
+        history = [*d["histories"], *history]
+        if users is None and not all_users:
+            users = d["users"]
+        keep_seen = keep_seen or d["repeat_consumption"]  # the dataset says consumed items stay eligible
+    reader = reader_kwargs(sep, encoding, columns)
+    if data is not None and d["repeat_consumption"]:
+        reader["duplicates"] = "keep-all"
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
-                             with_titles=with_titles, keep_seen=keep_seen)
+                             with_titles=with_titles, keep_seen=keep_seen, reader=reader)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
 
 
@@ -79,7 +112,7 @@ def recommend(
 @handle_errors
 def evaluate(
     recs: Path = typer.Option(..., "--recs", help="RECS.csv from `longrec recommend` (or anyone's)"),
-    truth: Path = typer.Option(..., "--truth", help="held-out interactions"),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="held-out interactions"),
     output: Path = typer.Option(..., "--output", help="METRICS.json to write"),
     k: str = typer.Option("10", "--k", help="comma-separated cut-offs, e.g. 10,20"),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="candidate items for coverage/Gini (item_id column)"),
@@ -87,12 +120,26 @@ def evaluate(
     fairness: bool = typer.Option(False, "--fairness", help="add user-group and item-exposure fairness metrics"),
     train: Optional[Path] = typer.Option(None, "--train", help="training interactions for popularity/merit "
                                          "(default: the model directory named in RECS.csv.meta.json)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="a `longrec prepare` folder: truth = test.csv (valid.csv at --stage valid), catalog = items.csv"),
+    stage: str = typer.Option("test", "--stage", help="with --data: test or valid"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of the files, e.g. latin-1"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="interaction columns NAME=FILE_COLUMN,..., e.g. user_id=User-ID,item_id=ISBN"),
 ) -> None:
     """Score saved recommendations against held-out truth (exact METRICS.md definitions)."""
+    from longrec.data.prepare import data_paths, reader_kwargs
     from longrec.pipeline import evaluate_files
 
+    if data is not None:
+        if truth is not None:
+            raise LongrecError("pass either --data DIR or --truth FILE, not both.")
+        d = data_paths(data, "evaluate", stage)
+        truth, catalog = d["truth"], catalog or d["catalog"]
+    if truth is None:
+        raise LongrecError("pass the held-out interactions: --truth FILE, or --data DIR (a `longrec prepare` folder).")
+
     res = evaluate_files(recs, truth, ks=parse_ks(k), catalog=catalog, output=output, users=users,
-                         fairness=fairness, train=train)
+                         fairness=fairness, train=train, reader=reader_kwargs(sep, encoding, columns))
     _print_metrics(res["metrics"])
     console.print(f"[green]wrote[/] {output}")
 
@@ -140,6 +187,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.federated", "federated", "federated"),
     ("longrec.cli.experiment", "experiment", "experiment"),
     ("longrec.cli.show", "show", "show"),
+    ("longrec.cli.prepare", "prepare", "prepare"),
 )
 
 

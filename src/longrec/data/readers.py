@@ -130,6 +130,8 @@ def _kind(path: Path, encoding: str) -> str:
         return "atomic"
     if n.endswith((".parquet", ".pq")):
         return "parquet"
+    if n.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
     if n == "ratings.csv" or n.endswith(".csv") or n.endswith((".tsv", ".txt", ".dat")):
         return "delimited"
     return "atomic" if _ATOMIC_HEADER.match(_first_line(path, encoding)) else "delimited"
@@ -165,11 +167,26 @@ def _read_atomic(path: Path, encoding: str) -> pd.DataFrame:
     return df
 
 
+def _quoting_kw(escapechar: str | None, quotechar: str | None) -> dict:
+    kw = {}
+    if escapechar is not None:
+        if len(escapechar) != 1:
+            raise DataError(f"escapechar must be one character, got {escapechar!r} (e.g. escapechar='\\\\').")
+        kw["escapechar"] = escapechar
+    if quotechar is not None:
+        if len(quotechar) != 1:
+            raise DataError(f"quotechar must be one character, got {quotechar!r} (e.g. quotechar=\"'\").")
+        kw["quotechar"] = quotechar
+    return kw
+
+
 def _read_delimited(path: Path, encoding: str, sep: str | None, header: bool | None,
-                    columns: dict | None, wanted: tuple[str, ...], role: str) -> tuple[pd.DataFrame, bool]:
+                    columns: dict | None, wanted: tuple[str, ...], role: str,
+                    quoting: dict | None = None) -> tuple[pd.DataFrame, bool]:
+    quoting = quoting or {}
     first = _first_line(path, encoding)
     sep = sep or ("\t" if _bare(path).endswith(".tsv") else _sniff_sep(first))
-    fields = next(csv.reader([first], delimiter=sep)) if len(sep) == 1 else first.split(sep)
+    fields = next(csv.reader([first], delimiter=sep, **quoting)) if len(sep) == 1 else first.split(sep)
     if header is None:  # a first line of numbers only is data, not a header
         header = not (role == "inter" and all(re.fullmatch(r"-?[0-9.]+", f.strip()) for f in fields))
     if header:
@@ -180,7 +197,7 @@ def _read_delimited(path: Path, encoding: str, sep: str | None, header: bool | N
     raw = fields if header else list(cols)  # pandas keys dtype by the unstripped header names
     ids = [f for f, r in zip(raw, renamed.columns) if r in ("user_id", "item_id")]
     df = _csv(path, encoding, sep=sep, header=0 if header else None, names=None if header else list(cols),
-              dtype={c: str for c in ids}, skip_blank_lines=False)
+              dtype={c: str for c in ids}, skip_blank_lines=False, **quoting)
     if header:
         df.columns = cols
     return df.rename(columns=dict(zip(cols, renamed.columns))), bool(header)
@@ -224,9 +241,22 @@ def _genres_pipe_to_space(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str).str.replace("(no genres listed)", "", regex=False).str.replace("|", " ", regex=False)
 
 
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    try:
+        return pd.read_json(path, lines=True, dtype=False, encoding=encoding,
+                            compression="gzip" if path.name.lower().endswith(".gz") else None)
+    except UnicodeDecodeError as e:
+        raise _encoding_error(path, encoding, e) from None
+    except ValueError as e:
+        raise DataError(f"{path}: cannot read the file as JSON lines ({e}). Each line must be one JSON "
+                        "object such as {\"user_id\": 1, \"item_id\": 2}.") from None
+
+
 def _read_raw(source: PathLike | pd.DataFrame, role: str, columns: dict | None, sep: str | None,
-              encoding: str | None, header: bool | None = None) -> tuple[pd.DataFrame, Source]:
+              encoding: str | None, header: bool | None = None, escapechar: str | None = None,
+              quotechar: str | None = None) -> tuple[pd.DataFrame, Source]:
     """Read any supported input into a frame with canonical column names."""
+    quoting = _quoting_kw(escapechar, quotechar)
     wanted = INTER if role == "inter" else (("item_id",) if role == "item" else ("user_id",))
     if isinstance(source, pd.DataFrame):
         src = Source("the DataFrame")
@@ -247,6 +277,8 @@ def _read_raw(source: PathLike | pd.DataFrame, role: str, columns: dict | None, 
         except Exception as e:  # pyarrow raises several unrelated types for a bad file
             raise DataError(f"{path}: cannot read the Parquet file ({type(e).__name__}: {e}). "
                             "Check that it is a complete Parquet file.") from None
+    elif kind == "jsonl":
+        src, df = Source(str(path), 0), _read_jsonl(path, encoding or "utf-8")
     elif kind == "u.data":
         src = Source(str(path), 0)
         df = _csv(path, latin, sep="\t", header=None, names=list(INTER), dtype=str, skip_blank_lines=False)
@@ -266,12 +298,12 @@ def _read_raw(source: PathLike | pd.DataFrame, role: str, columns: dict | None, 
     elif kind == "movies.dat":
         src, df = Source(str(path), 0), _read_movies_dat(path, latin)
     elif kind == "movies.csv":
-        df, _ = _read_delimited(path, encoding or "utf-8", sep, True, columns, wanted, role)
+        df, _ = _read_delimited(path, encoding or "utf-8", sep, True, columns, wanted, role, quoting)
         if "genres" in df.columns:
             df["genres"] = _genres_pipe_to_space(df["genres"])
         return df, src
     else:
-        df, had_header = _read_delimited(path, encoding or "utf-8", sep, header, columns, wanted, role)
+        df, had_header = _read_delimited(path, encoding or "utf-8", sep, header, columns, wanted, role, quoting)
         return df, (src if had_header else Source(str(path), 0))
     return apply_columns(df, columns, wanted, src), src
 
@@ -280,28 +312,33 @@ def _read_raw(source: PathLike | pd.DataFrame, role: str, columns: dict | None, 
 def read_interactions(path: PathLike | pd.DataFrame, columns: dict[str, str] | None = None,
                       sep: str | None = None, *, encoding: str | None = None, header: bool | None = None,
                       duplicates: str = "keep-last",
-                      rating_range: tuple[float, float] | None = None) -> pd.DataFrame:
+                      rating_range: tuple[float, float] | None = None,
+                      escapechar: str | None = None, quotechar: str | None = None) -> pd.DataFrame:
     """Read and validate interactions -> `user_id, item_id[, rating][, timestamp]`.
 
     `columns` maps file column -> canonical name; `header=False` for a header-less file
     (columns then read as user_id, item_id, rating, timestamp by position; a first line of
-    numbers only is taken as data automatically). Raises DataError on bad input.
+    numbers only is taken as data automatically). `escapechar` / `quotechar` are passed to
+    the CSV parser (e.g. escapechar="\\" for fields holding \" as in Book-Crossing).
+    Raises DataError on bad input.
     """
-    df, src = _read_raw(path, "inter", columns, sep, encoding, header)
+    df, src = _read_raw(path, "inter", columns, sep, encoding, header, escapechar, quotechar)
     return validate_interactions(df, src, duplicates=duplicates, rating_range=rating_range)
 
 
 def read_items(path: PathLike | pd.DataFrame, columns: dict[str, str] | None = None, *,
-               sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+               sep: str | None = None, encoding: str | None = None, escapechar: str | None = None,
+               quotechar: str | None = None) -> pd.DataFrame:
     """Read an item table: item_id (unique) first, every other column kept by name."""
-    df, src = _read_raw(path, "item", columns, sep, encoding)
+    df, src = _read_raw(path, "item", columns, sep, encoding, None, escapechar, quotechar)
     return validate_entities(df, "item_id", src, "item")
 
 
 def read_users(path: PathLike | pd.DataFrame, columns: dict[str, str] | None = None, *,
-               sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+               sep: str | None = None, encoding: str | None = None, escapechar: str | None = None,
+               quotechar: str | None = None) -> pd.DataFrame:
     """Read a user table: user_id (unique) first, every other column kept by name."""
-    df, src = _read_raw(path, "user", columns, sep, encoding)
+    df, src = _read_raw(path, "user", columns, sep, encoding, None, escapechar, quotechar)
     return validate_entities(df, "user_id", src, "user")
 
 

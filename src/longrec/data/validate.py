@@ -105,7 +105,10 @@ def _fmt_cols(cols) -> str:
 
 
 def _closest(name: str, cols) -> str | None:
-    cols = [str(c) for c in cols]
+    """The column most likely meant for canonical `name`; never a column that already is (or is a
+    well-known spelling of) another canonical column: proposing user_id for a missing item_id
+    would silently turn user ids into item ids."""
+    cols = [str(c) for c in cols if alias_for(str(c)) in (None, name)]
     close = difflib.get_close_matches(name.lower(), [c.lower() for c in cols], n=1, cutoff=0.5)
     pick = [c for c in cols if alias_for(c) == name][:1] or [c for c in cols if c.lower() in close][:1]
     return pick[0] if pick else None
@@ -130,7 +133,8 @@ def require_columns(df: pd.DataFrame, required: tuple[str, ...], source: Source,
         raise DataError(
             f"{source.label}: the {what} table has no '{col}' column (columns found: "
             f"{_fmt_cols(df.columns)}){_suggest(col, df.columns)} Rename the column to '{col}' or pass "
-            f"columns={{'{near}': '{col}'}}; if the file has no header line, pass header=False."
+            f"columns={{'{near}': '{col}'}} (command line: --columns {col}={near}); if the file has "
+            "no header line, pass header=False."
         )
 
 
@@ -161,7 +165,7 @@ def check_numeric(df: pd.DataFrame, col: str, source: Source, allow_dates: bool 
     """
     s = df[col].reset_index(drop=True)
     if s.dtype.kind in "iuf" and not s.isna().any():
-        return s.astype("float64")
+        return _finite(s.astype("float64"), col, source)
     if s.dtype.kind == "M":
         return _datetimes_to_seconds(s, col, source)
     num = pd.to_numeric(s, errors="coerce")
@@ -184,7 +188,20 @@ def check_numeric(df: pd.DataFrame, col: str, source: Source, allow_dates: bool 
             f"({int(missing.sum())} such rows). Fill or remove these rows, or drop the '{col}' "
             "column if it is not meaningful."
         )
-    return num.astype("float64")
+    return _finite(num.astype("float64"), col, source)
+
+
+def _finite(values: pd.Series, col: str, source: Source) -> pd.Series:
+    """Refuse inf/-inf/NaN (a NaN in a float column, or 'inf' in a text file)."""
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        pos = _first(bad)
+        raise DataError(
+            f"{source.label}, {source.where(pos)}, column '{col}': {values.iloc[pos]!r} is not a finite "
+            f"number ({int(bad.sum())} such rows). Replace infinite or NaN values with real numbers, "
+            "or remove these rows."
+        )
+    return values
 
 
 def _datetimes_to_seconds(s: pd.Series, col: str, source: Source) -> pd.Series:

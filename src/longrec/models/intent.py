@@ -3,19 +3,21 @@
     recs = recommend_with_queries(model, users=[42], queries={42: "a light comedy for tonight"}, k=10)
     recs = model.recommend(users=[42], queries={42: "a light comedy for tonight"}, k=10)   # the same
 
-For every user with a query, each candidate item gets
+For every user with a query, the items whose text is among the `query_gate` share most similar
+to the query (cosine in the language-model space) may be ranked, and they are ordered by
 
-    fused = (1 - w) * z(model score) + w * z(cos(query, item text))
+    fused = z(model score) + w * z(cos(query, item text))
 
 where z standardises a score row over the items that may be ranked (mean 0, std 1), so the two
-signals are on one scale whatever the model; w is `query_weight`. The item texts are the
+signals are on one scale whatever the model; w is `query_weight`. The gate makes the list follow
+the intent; the model orders what matches it by the user's taste. The item texts are the
 model's own item table (`longrec.lm.item_texts`), embedded by the packaged text encoder through
 the on-disk cache, as the query is (a repeated query costs one cache look-up). Works for every
 model: known users, users given only a history, and a brand-new user given only a sentence (then
 the model's score row is its cold-user score, popularity by default, so the result is text
 relevance with a popularity prior). Users without a query get the model's plain ranking.
 
-The default weight is the best of a grid on ml-100k P1 valid (bench/intent.py).
+The defaults (gate, weight) are the best of a grid on ml-100k P1 valid (bench/intent.py).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import pandas as pd
 from longrec.errors import LongrecError
 from longrec.topk import topk
 
-#: fused = (1 - w) z(model) + w z(text); chosen on ml-100k P1 valid (bench/intent.py)
+#: fused = z(model) + w z(text) over the gate; both chosen on ml-100k P1 valid (bench/intent.py)
 DEFAULT_QUERY_WEIGHT = 0.5
+DEFAULT_QUERY_GATE = 0.4
 
 
 def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -64,7 +67,8 @@ def query_vectors(texts: list[str], encoder: str = "default") -> np.ndarray:
 
 def recommend_with_queries(model, users=None, histories=None, queries: Mapping | None = None, k: int = 10,
                            exclude_seen: bool = True, candidates: Iterable | None = None,
-                           query_weight: float = DEFAULT_QUERY_WEIGHT, encoder: str = "default",
+                           query_weight: float = DEFAULT_QUERY_WEIGHT, query_gate: float = DEFAULT_QUERY_GATE,
+                           encoder: str = "default",
                            on_unknown_user: str = "popular") -> pd.DataFrame:
     """Top-k per user (user_id, item_id, rank, score) fusing the model's scores with each user's
     query; `queries` maps user_id -> text. Users default to those with a query or a history.
@@ -72,8 +76,10 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     ({"history": bool, "text": bool, "popularity": bool}: popularity stands in for a user with
     neither training data nor history)."""
     queries = dict(queries or {})
-    if not 0.0 <= float(query_weight) <= 1.0:
-        raise LongrecError(f"query_weight must be between 0 and 1, got {query_weight!r}.")
+    if not (np.isfinite(query_weight) and float(query_weight) >= 0.0):
+        raise LongrecError(f"query_weight must be a finite number >= 0, got {query_weight!r}.")
+    if not 0.0 < float(query_gate) <= 1.0:
+        raise LongrecError(f"query_gate must be in (0, 1] (the share of items the query lets through), got {query_gate!r}.")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise LongrecError(f"k must be a positive integer, got {k!r}.")
     if users is None:
@@ -96,9 +102,13 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     if qrows:
         by_str = {str(u): t for u, t in queries.items()}
         texts = [queries.get(ids[r], by_str.get(str(ids[r]))) for r in qrows]
-        R = query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T
-        w = float(query_weight)
-        fused[qrows] = (1 - w) * _z(S[qrows], allowed) + w * _z(R.astype(np.float64), allowed)
+        R = (query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T).astype(np.float64)
+        rows = _z(S[qrows], allowed) + float(query_weight) * _z(R, allowed)
+        if query_gate < 1.0:
+            thr = np.nanquantile(np.where(allowed, R, np.nan), 1.0 - float(query_gate), axis=1, keepdims=True,
+                              method="higher")
+            rows[R < thr] = -np.inf
+        fused[qrows] = rows
     fused[:, ~allowed] = -np.inf
     if exclude_seen and len(hist.indices):
         fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
