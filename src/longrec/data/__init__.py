@@ -7,13 +7,12 @@ from longrec.data.readers import (
     dataset_files,
     dataset_from_frames,
     from_dataframe,
-    load_dataset,
     read_id_list,
     read_interactions,
     read_items,
     read_users,
 )
-from longrec.data.registry import data_dirs, find_dataset, known_names, load_split
+from longrec.data.registry import data_dirs, find_dataset, known_names, load_dataset, load_split
 from longrec.data.validate import DUPLICATE_POLICIES, DataWarning
 
 __all__ = [

@@ -17,7 +17,17 @@ import pandas as pd
 
 from longrec.data.dataset import Dataset
 from longrec.data.download import URLS, cache_dir, download_dataset
-from longrec.data.readers import _pick, dataset_files, load_dataset, read_id_list, read_interactions, read_items, read_users
+from longrec.data.readers import (
+    PathLike,
+    _bare,
+    _pick,
+    dataset_files,
+    dataset_from_frames,
+    read_id_list,
+    read_interactions,
+    read_items,
+    read_users,
+)
 from longrec.errors import DataError
 
 KNOWN: dict[str, str] = {
@@ -126,3 +136,47 @@ def _computed_split(d: Path, canon: str, protocol: str, **kw) -> dict:
     if "cold_items" in res:
         out["cold_items"] = np.asarray(res["cold_items"])
     return out
+
+
+def load_dataset(source: PathLike | pd.DataFrame, *, columns: dict[str, str] | None = None,
+                 encoding: str | None = None, duplicates: str = "keep-last",
+                 rating_range: tuple[float, float] | None = None, unknown_items: str = "error",
+                 name: str | None = None, download: bool = True) -> Dataset:
+    """Load a Dataset from a folder, an interactions file, a DataFrame, or a registered name.
+
+    A path is tried first; otherwise a registered name ("ml-100k", "ml-1m",
+    "ml-latest-small") is looked up in $LONGREC_DATA_DIR, then the cache, then
+    downloaded (see `locate`).
+    """
+    kw = dict(columns=columns, encoding=encoding, duplicates=duplicates, rating_range=rating_range,
+              unknown_items=unknown_items)
+    if isinstance(source, pd.DataFrame):
+        return dataset_from_frames(source, name=name or "", **kw)
+    path = Path(source).expanduser()
+    if not path.exists():
+        if is_known(str(source)) or find_dataset(str(source)) is not None:
+            return load_registered(str(source), download=download, **kw)
+        raise DataError(f"{source}: no such file or folder, and not a known dataset name (known: "
+                        f"{', '.join(known_names())}). Pass a path to a dataset folder or "
+                        "interactions file, or set LONGREC_DATA_DIR to a folder that contains it.")
+    if path.is_file():
+        n = _bare(path)
+        if n in ("u.data", "ratings.dat") or (n == "ratings.csv" and _pick(path.parent, "movies.csv")):
+            files = dataset_files(path.parent) or {"inter": path, "item": None, "user": None}
+        elif n.endswith(".inter"):
+            stem = path.name[: path.name.lower().index(".inter")]
+            files = {"inter": path, "item": _pick(path.parent, f"{stem}.item"), "user": _pick(path.parent, f"{stem}.user")}
+        else:
+            files = {"inter": path, "item": None, "user": None}
+        default_name = path.name.split(".")[0]
+    else:
+        files = dataset_files(path)
+        if files is None:
+            raise DataError(
+                f"{path}: no dataset files found. Expected RecBole atomic files (<name>.inter[.gz] with "
+                "optional .item/.user), MovieLens originals (u.data, ratings.dat, or ratings.csv + "
+                "movies.csv), or interactions.csv/.parquet with optional items.* and users.*.")
+        default_name = path.resolve().name
+    ds = dataset_from_frames(files["inter"], files["item"], files["user"], name=name or default_name, **kw)
+    ds.meta.setdefault("source", str(path))
+    return ds
