@@ -8,9 +8,12 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from longrec.cli._common import console, handle_errors, parse_ks
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  pretty_exceptions_show_locals=False,  # locals can hold passwords and user data
                   help="longrec: recommenders for the language-model era, judged on the long term.")
 
 
@@ -27,16 +30,17 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the config)"),
     dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon",
                                                help="user-level differential privacy at this ε (lm-twotower, lm-linear-dp, lm-seq)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it already holds a longrec model"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.pipeline import train_from_files
 
     with console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
-                             config=config, seed=seed, dp_epsilon=dp_epsilon)
+                             config=config, seed=seed, dp_epsilon=dp_epsilon, overwrite=overwrite)
     info = m.meta_.get("fit_info") or {}
-    console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
-                  f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
+    console.print(f"[green]saved[/] {m.name} to {escape(str(out))} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
+                  f"{m.meta_['fit_seconds']} s){' ' + escape(json.dumps(info, default=str)) if info else ''}", highlight=False)
 
 
 @app.command()
@@ -57,7 +61,7 @@ def recommend(
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank)
-    console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
+    console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {escape(str(output))}")
 
 
 @app.command()
@@ -79,7 +83,7 @@ def evaluate(
     res = evaluate_files(recs, truth, ks=parse_ks(k), catalog=catalog, output=output, users=users,
                          fairness=fairness, train=train)
     _print_metrics(res["metrics"])
-    console.print(f"[green]wrote[/] {output}")
+    console.print(f"[green]wrote[/] {escape(str(output))}")
 
 
 @app.command()
@@ -110,7 +114,7 @@ def _print_metrics(metrics: dict) -> None:
 
     t = Table("metric", "value")
     for name, v in metrics.items():
-        t.add_row(name, f"{v:.4f}" if isinstance(v, float) else str(v))
+        t.add_row(escape(name), f"{v:.4f}" if isinstance(v, float) else escape(str(v)))
     console.print(t)
 
 
