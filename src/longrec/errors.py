@@ -30,3 +30,22 @@ class UnknownIdError(LongrecError):
 
 class DownloadError(LongrecError):
     """A dataset could not be fetched (no network, bad checksum)."""
+
+
+_URL_PASSWORD = None
+_KEY_PASSWORD = None
+
+
+def redact(text: str) -> str:
+    """`text` with passwords and tokens replaced by `***`, for every message a user may see:
+    `scheme://user:PASSWORD@host` in URLs (database URLs, proxies) and `password=...`,
+    `token=...`, `secret=...`, `api_key=...` pairs (libpq DSNs, query strings)."""
+    import re
+
+    global _URL_PASSWORD, _KEY_PASSWORD
+    if _URL_PASSWORD is None:
+        _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s'\"]*:)[^\s'\"]*(?P<at>@)")
+        _KEY_PASSWORD = re.compile(r"(?i)(?P<head>\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*)"
+                                   r"(?:'[^']*'|\"[^\"]*\"|[^\s&;,'\")]+)")
+    text = _URL_PASSWORD.sub(r"\g<head>***\g<at>", str(text))
+    return _KEY_PASSWORD.sub(r"\g<head>***", text)

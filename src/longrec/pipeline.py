@@ -38,6 +38,10 @@ def load_model_config(path: PathLike | None, model: str) -> dict:
         doc = tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p} is not valid TOML: {e}.") from e
+    except RecursionError:
+        raise ConfigError(f"{p} is nested too deeply to be a model config; a config is a flat table of settings.") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p} ({e.strerror or e}).") from None
     named = doc.get("model")
     if isinstance(named, dict):  # a [model] table holds the settings
         table, named = dict(named), named.get("name")
@@ -82,12 +86,16 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
                      meta: dict | None = None, dp_epsilon: float | None = None,
                      workers: int | None = None, ray_address: str | None = None,
                      text_columns: Sequence[str] | str | None = None, duplicates: str = "keep-last",
-                     reader: dict | None = None):
+                     reader: dict | None = None, overwrite: bool = True):
     """Train `model` on the files, save it to `out`, return the fitted model.
 
     duplicates: what to do with repeated (user, item) rows of the training file (see
     `longrec.data.validate`); "keep-all" keeps re-consumption (repeat purchases) for the models
     that use it (top-frequency, tifu-knn).
+
+    overwrite: replace `out` if it holds a longrec model (the CLI passes --overwrite, default
+    off). A file or a folder that is not a model directory is never replaced (ModelError,
+    raised before any training).
 
     dp_epsilon: train with user-level differential privacy at this ε (models with a
     `dp_epsilon` setting; `lm-twotower` is trained by its private variant `lm-twotower-dp`).
@@ -95,8 +103,10 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     text_columns: the item columns that make an item's text, in order (models that embed item
     text; saved in the model's config as `item_text_columns`)."""
     from longrec.data.readers import read_interactions
+    from longrec.models.artifacts import check_model_output
     from longrec.models.registry import DP_VARIANTS, get_model_class
 
+    check_model_output(out, overwrite)  # before hours of training, not after
     cfg = dict(config) if isinstance(config, dict) else load_model_config(config, model)
     if dp_epsilon is not None:
         if dp_epsilon <= 0:
@@ -134,7 +144,7 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
         train_ds.meta.update(meta)
     valid_ds = train_ds.with_interactions(read_interactions(valid, **(reader or {}))) if valid is not None else None
     m.fit(train_ds, valid_ds)
-    m.save(out)
+    m.save(out, overwrite=overwrite)
     return m
 
 
@@ -169,6 +179,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
 
     if k < 1:
         raise LongrecError(f"--k must be a positive integer, got {k}.")
+    _check_output_path(output)
     if rerank is not None:
         from longrec.rerank import parse_rerank
 
@@ -203,14 +214,74 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
             warnings.warn("--with-titles: the model was trained without an item table, so there are no titles "
                           "to add; retrain with --items ITEMS to get them.")
         recs = add_display_columns(recs, model.items_)
-    _atomic_write(output, lambda tmp: recs.to_csv(tmp, index=False))
     meta = {k2: model.meta_.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
     meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
                  "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
                  "rerank": rerank, "keep_seen": keep_seen,
                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    Path(f"{output}.meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    _atomic_write_pair(output, lambda tmp: recs.to_csv(tmp, index=False),
+                       f"{output}.meta.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=str)))
     return recs
+
+
+def _atomic_write_pair(path: PathLike, write, side: PathLike, write_side) -> None:
+    """Write a file and its sidecar to temporaries, then rename both: on failure neither the
+    new file nor a new sidecar remains (no CSV without its provenance)."""
+    tmps = []
+    try:
+        for target, fn in ((Path(path), write), (Path(side), write_side)):
+            if target.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(target))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            tmps.append(tmp)
+            fn(tmp)
+        os.replace(tmps[1], side)
+        try:
+            os.replace(tmps[0], path)
+        except BaseException:
+            Path(side).unlink(missing_ok=True)
+            raise
+    except BaseException:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _checked_ks(ks: Sequence[int], recs: pd.DataFrame, truth: pd.DataFrame, catalog) -> list[int]:
+    """Cut-offs above the catalogue size are clamped to it (a list cannot be longer; a huge k
+    would only allocate memory), with a warning; a k above the longest list is warned about
+    (its figures only score the items the lists have)."""
+    import warnings
+
+    items = [recs["item_id"], truth["item_id"]] + ([pd.Series(list(catalog), dtype=object)] if catalog is not None else [])
+    n_cat = max(int(pd.unique(pd.concat(items, ignore_index=True).astype(str)).size), 1)
+    out = sorted({min(int(k), n_cat) for k in ks})
+    if max(ks) > n_cat:
+        warnings.warn(f"--k {max(ks)} is above the catalogue size ({n_cat:,} items in the recommendations, truth "
+                      f"and catalog): cut-offs above it are clamped to {n_cat:,}.", stacklevel=3)
+    longest = int(recs.groupby("user_id").size().max()) if len(recs) else 0
+    over = [k for k in out if k > longest]
+    if over and len(recs):
+        warnings.warn(f"--k {','.join(map(str, over))} exceeds the longest recommendation list ({longest} items): "
+                      f"@{over[0]} scores only those {longest} items (Recall/NDCG/Hit/MRR equal @{longest}). "
+                      f"Recommend with --k {max(over)} for a meaningful @{max(over)}.", stacklevel=3)
+    return out
+
+
+def _check_output_path(path: PathLike) -> None:
+    """Fail before any work when an output file cannot be written there."""
+    p = Path(path)
+    if p.is_dir():
+        raise LongrecError(f"{p} is a directory; pass a file path for the output.")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LongrecError(f"cannot write {p}: {parent} is a file, not a directory.")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise LongrecError(f"cannot write {p}: permission denied. Choose a path you can write.")
 
 
 def read_recs(path: PathLike) -> pd.DataFrame:
@@ -236,9 +307,12 @@ def evaluate_files(recs: PathLike, truth: PathLike, ks: Sequence[int] = (10,), c
     from longrec.data.readers import read_id_list, read_interactions
     from longrec.metrics.ranking import evaluate
 
+    if output is not None:
+        _check_output_path(output)
     r = read_recs(recs)
     t = read_interactions(truth, **(reader or {}))
     cat = read_id_list(catalog, "item_id") if catalog is not None else None
+    ks = _checked_ks(ks, r, t, cat)
     metrics = evaluate(r, t, ks=tuple(ks), catalog=cat)
     side = Path(f"{recs}.meta.json")
     provenance = json.loads(side.read_text()) if side.is_file() else {}

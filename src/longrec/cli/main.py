@@ -8,10 +8,13 @@ from typing import Optional
 
 import typer
 
+from rich.markup import escape
+
 from longrec.cli._common import console, handle_errors, parse_ks
 from longrec.errors import LongrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  pretty_exceptions_show_locals=False,  # locals can hold passwords and user data
                   help="longrec: recommenders for the language-model era, judged on the long term.")
 
 
@@ -41,6 +44,7 @@ def train(
     sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of the files, e.g. latin-1"),
     columns: Optional[str] = typer.Option(None, "--columns", help="interaction columns NAME=FILE_COLUMN,..., e.g. user_id=User-ID,item_id=ISBN"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it already holds a longrec model"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.data.prepare import data_paths, reader_kwargs
@@ -61,10 +65,11 @@ def train(
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
                              ray_address=ray_address, text_columns=text_columns,
-                             duplicates=duplicates, reader=reader)
+                             duplicates=duplicates, reader=reader,
+                             overwrite=overwrite)
     info = m.meta_.get("fit_info") or {}
-    console.print(f"[green]saved[/] {m.name} to {out} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
-                  f"{m.meta_['fit_seconds']} s){' ' + json.dumps(info, default=str) if info else ''}", highlight=False)
+    console.print(f"[green]saved[/] {m.name} to {escape(str(out))} ({m.meta_['n_users']:,} users, {m.meta_['n_items']:,} items, "
+                  f"{m.meta_['fit_seconds']} s){' ' + escape(json.dumps(info, default=str)) if info else ''}", highlight=False)
 
 
 @app.command()
@@ -105,7 +110,7 @@ def recommend(
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
                              with_titles=with_titles, keep_seen=keep_seen, reader=reader)
-    console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {output}")
+    console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {escape(str(output))}")
 
 
 @app.command()
@@ -141,7 +146,7 @@ def evaluate(
     res = evaluate_files(recs, truth, ks=parse_ks(k), catalog=catalog, output=output, users=users,
                          fairness=fairness, train=train, reader=reader_kwargs(sep, encoding, columns))
     _print_metrics(res["metrics"])
-    console.print(f"[green]wrote[/] {output}")
+    console.print(f"[green]wrote[/] {escape(str(output))}")
 
 
 @app.command()
@@ -174,7 +179,7 @@ def _print_metrics(metrics: dict) -> None:
 
     t = Table("metric", "value")
     for name, v in metrics.items():
-        t.add_row(name, f"{v:.4f}" if isinstance(v, float) else str(v))
+        t.add_row(escape(name), f"{v:.4f}" if isinstance(v, float) else escape(str(v)))
     console.print(t)
 
 

@@ -40,7 +40,9 @@ RECS_COLUMNS = ["user_id", "item_id", "rank", "score"]
 class ModelConfig(BaseModel):
     """Base of every model's typed configuration."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN/inf in a config is always a mistake (l2 = inf trains a model that recommends nothing):
+    # every float field of every model's config must be finite
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     seed: int = 0
 
 
@@ -373,8 +375,10 @@ class Recommender:
     def _set_state(self, tensors: dict[str, np.ndarray]) -> None:
         pass
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the model directory atomically (see longrec.models.artifacts)."""
+    def save(self, directory: str | Path, overwrite: bool = True) -> Path:
+        """Write the model directory atomically (see longrec.models.artifacts). An existing
+        model directory is replaced only with `overwrite`; any other file or folder there is
+        never touched (ModelError)."""
         from longrec.models.artifacts import frame_to_parquet, write_model_dir
 
         self._require_fitted()
@@ -392,32 +396,90 @@ class Recommender:
 
         meta = {**self.meta_, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         return write_model_dir(directory, name=self.name, config=self.config.model_dump(),
-                               tensors=tensors, meta=meta, write_extra=extra)
+                               tensors=tensors, meta=meta, write_extra=extra, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
         """Load any longrec model directory (the class is read from config.toml)."""
-        from longrec.models.artifacts import read_model_dir
+        from longrec.models.artifacts import check_csr, check_tensors, read_model_dir, tensor_message
         from longrec.models.registry import get_model_class
 
         name, config, tensors, meta = read_model_dir(directory)
         klass = get_model_class(name)
         if cls is not Recommender and not issubclass(klass, cls):
             raise ModelError(f"{directory} holds a {name!r} model, not a {cls.name!r} model.")
-        model = klass(config)
+        try:
+            model = klass(config)
+        except ConfigError as e:
+            raise ModelError(f"{directory}/config.toml is not a valid {name} config ({e}); re-train or re-save "
+                             "the model.") from None
         d = Path(directory)
         model.vocab_ = Vocabulary.load(d)
         n_users, n_items = len(model.vocab_.users), len(model.vocab_.items)
         # metadata first: _set_state may read it (e.g. the privacy guarantee of a DP model)
-        model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
+        try:
+            model.items_ = pd.read_parquet(d / "items.parquet") if (d / "items.parquet").is_file() else None
+        except Exception as e:  # pyarrow raises several unrelated types for a bad file
+            raise ModelError(f"{d}/items.parquet is corrupt ({type(e).__name__}: {e}); re-save the model.") from None
         model.meta_ = meta
-        model.fit_info_ = meta.get("fit_info", {})
+        model.fit_info_ = meta.get("fit_info") if isinstance(meta.get("fit_info"), dict) else {}
         model._restore_meta(meta)
+        shared = {"_seen_indptr": ("i", (n_users + 1,)), "_seen_indices": ("i", (None,)),
+                  "_popularity": ("f", (n_items,))}
+        check_tensors(d, tensors, shared, exact=False)
+        check_csr(d, tensors["_seen_indptr"], tensors["_seen_indices"], n_users, n_items, "the training history")
+        own = {k: v for k, v in tensors.items() if k not in shared}
+        model._check_state(d, own, n_users, n_items)
         try:
             indptr, indices = tensors.pop("_seen_indptr"), tensors.pop("_seen_indices")
             model.seen_ = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))
             model.popularity_ = tensors.pop("_popularity")
             model._set_state(tensors)
-        except (KeyError, ValueError) as e:
-            raise ModelError(f"{d}/model.safetensors does not match its vocabulary or model type ({e}); re-save the model.") from e
+        except LongrecError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise ModelError(tensor_message(d, f"it does not fit the {name} model ({type(e).__name__}: {e})")) from e
+        model._trial_score(d)
         return model
+
+    def _check_state(self, d: Path, t: dict[str, np.ndarray], n_users: int, n_items: int) -> None:
+        """Model-specific checks of the loaded tensors (beyond the shared history/popularity,
+        already checked): names, dtypes, shapes against the config and vocabulary, index
+        ranges. Raise ModelError (see longrec.models.artifacts.check_tensors / check_csr). The
+        default accepts only models without tensors of their own."""
+        from longrec.models.artifacts import check_tensors
+
+        if type(self)._set_state is Recommender._set_state:
+            check_tensors(d, t, {})
+
+    def _trial_score(self, d: Path) -> None:
+        """Score one known user and one history-only user: a model whose tensors passed every
+        check but still cannot score (or scores NaN) is refused at load, not at recommend."""
+        n_users, n_items = len(self.vocab_.users), len(self.vocab_.items)
+        if n_items == 0:
+            raise ModelError(f"{d}: the model's item vocabulary is empty; re-train it.")
+        users = np.array([0, -1] if n_users else [-1], dtype=np.int64)
+        hist = self.seen_[0].indices.astype(np.int64) if n_users else np.zeros(0, np.int64)
+        rows = [hist, hist[:1]] if n_users else [hist[:1]]
+        indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+        batch = HistoryBatch(indptr, np.concatenate(rows), n_items)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s = np.asarray(self._scores_with_fallback(users, batch))
+        except LongrecError:
+            raise
+        except Exception as e:  # whatever a mismatched tensor makes the model's code raise
+            raise ModelError(tensor_message(d, f"the model cannot score with it ({type(e).__name__}: {e})")) from None
+        if s.shape != (len(users), n_items):
+            raise ModelError(tensor_message(d, f"scores have shape {s.shape}, expected {(len(users), n_items)}"))
+        if not np.isfinite(s).all():
+            raise ModelError(tensor_message(d, "the model scores NaN/inf with it"))
+
+
+def validate_model_dir(directory: str | Path):
+    """Load and fully validate a model directory; return the model, or raise ModelError (one
+    clear paragraph). The same check runs on every load (CLI, library, service start-up and
+    reload): files, meta.json vs config.toml, tensor names/dtypes/shapes against the config and
+    vocabulary, index ranges, finite values, and a one-user trial scoring."""
+    return Recommender.load(directory)

@@ -139,6 +139,17 @@ class Blend(Recommender):
             out.update({f"m{k}.{key}": v for key, v in m._state().items()})
         return out
 
+    def _check_state(self, d, t, n_users, n_items) -> None:
+        from longrec.models.artifacts import check_tensors
+
+        members = self._members()
+        check_tensors(d, {"weights": t["weights"]} if "weights" in t else {}, {"weights": ("f", (len(members),))})
+        prefixes = [f"m{k}." for k in range(len(members))]
+        stray = [key for key in t if key != "weights" and not any(key.startswith(p) for p in prefixes)]
+        check_tensors(d, {key: t[key] for key in stray}, {})
+        for p, m in zip(prefixes, members):
+            m._check_state(d, {key[len(p):]: v for key, v in t.items() if key.startswith(p)}, n_users, n_items)
+
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         self.weights_ = t["weights"]
         self.members_ = self._members()

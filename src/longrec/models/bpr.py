@@ -99,5 +99,11 @@ class BPRMF(Recommender):
     def _state(self):
         return {"P": self.P_, "Q": self.Q_, "b": self.b_}
 
+    def _check_state(self, d, t, n_users, n_items):
+        from longrec.models.artifacts import check_tensors
+
+        dim = t["Q"].shape[-1] if "Q" in t else None
+        check_tensors(d, t, {"P": ("f", (n_users, dim)), "Q": ("f", (n_items, None)), "b": ("f", (n_items,))})
+
     def _set_state(self, t):
         self.P_, self.Q_, self.b_ = t["P"], t["Q"], t["b"]

@@ -76,5 +76,10 @@ class EASE(Recommender):
     def _state(self):
         return {"B": self.B_}
 
+    def _check_state(self, d, t, n_users, n_items):
+        from longrec.models.artifacts import check_tensors
+
+        check_tensors(d, t, {"B": ("f", (n_items, n_items))})
+
     def _set_state(self, t):
         self.B_ = t["B"]

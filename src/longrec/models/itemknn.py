@@ -57,6 +57,17 @@ class ItemKNN(Recommender):
         return {"S_indptr": self.S_.indptr.astype(np.int64), "S_indices": self.S_.indices.astype(np.int32),
                 "S_data": self.S_.data.astype(np.float32)}
 
+    def _check_state(self, d, t, n_users, n_items):
+        from longrec.models.artifacts import check_csr, check_tensors
+
+        check_tensors(d, t, {"S_indptr": ("i", (n_items + 1,)), "S_indices": ("i", (None,)), "S_data": ("f", (None,))})
+        check_csr(d, t["S_indptr"], t["S_indices"], n_items, n_items, "the item-similarity matrix")
+        if len(t["S_data"]) != len(t["S_indices"]):
+            from longrec.errors import ModelError
+            from longrec.models.artifacts import tensor_message
+
+            raise ModelError(tensor_message(d, "S_data and S_indices differ in length"))
+
     def _set_state(self, t):
         n = len(self.vocab_.items)
         self.S_ = sp.csr_matrix((t["S_data"], t["S_indices"], t["S_indptr"]), shape=(n, n))

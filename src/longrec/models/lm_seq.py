@@ -284,6 +284,14 @@ class LMSeq(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
 
+    def _check_state(self, d, t, n_users, n_items) -> None:
+        from longrec.models.artifacts import check_tensors
+
+        # the net's own names and shapes are checked by torch (load_state_dict, strict)
+        check_tensors(d, {k: v for k, v in t.items() if not k.startswith("net.")}, {})
+        if "net.text" in t:
+            check_tensors(d, {"net.text": t["net.text"]}, {"net.text": ("f", (n_items + 1, None))})
+
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         import torch
 

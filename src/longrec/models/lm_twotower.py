@@ -287,6 +287,14 @@ class LMTwoTower(Recommender):
             out["user_text"] = self.user_text_
         return out
 
+    def _check_state(self, d, t, n_users, n_items) -> None:
+        from longrec.models.artifacts import check_tensors
+
+        # the net's own names and shapes are checked by torch (load_state_dict, strict)
+        own = {k: v for k, v in t.items() if not k.startswith("net.") or k == "net.text"}
+        check_tensors(d, own, {"net.text": ("f", (n_items, None)), "user_text": ("f", (n_users, None))},
+                      optional=("user_text",))
+
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         import torch
 

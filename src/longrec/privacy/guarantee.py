@@ -31,6 +31,10 @@ class PrivacyGuarantee:
     def _restore_meta(self, meta: dict[str, Any]) -> None:
         super()._restore_meta(meta)
         if "privacy" in meta:
+            if not isinstance(meta["privacy"], dict):
+                from longrec.errors import ModelError
+
+                raise ModelError("meta.json: `privacy` must be an object; re-save the model.")
             self.privacy_ = meta["privacy"]
 
     def _cold_user_scores(self, own: np.ndarray) -> np.ndarray:

@@ -200,6 +200,11 @@ class DPLinear(PrivacyGuarantee, Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {"T": self.T_, "W": self.W_}
 
+    def _check_state(self, d, t, n_users, n_items) -> None:
+        from longrec.models.artifacts import check_tensors
+
+        check_tensors(d, t, {"T": ("f", (n_items, None)), "W": ("f", (None, n_items))})
+
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         self.T_ = np.asarray(t["T"], dtype=np.float32)
         self.W_ = np.asarray(t["W"], dtype=np.float32)

@@ -386,6 +386,12 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         return {"text": self.text_, **{f"net.{k}": v for k, v in self.get_arrays().items()}}
 
+    def _check_state(self, d, t, n_users, n_items) -> None:
+        from longrec.models.artifacts import check_tensors
+
+        # the net's own names and shapes are checked by torch (load_state_dict, strict)
+        check_tensors(d, {k: v for k, v in t.items() if not k.startswith("net.")}, {"text": ("f", (n_items, None))})
+
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         self.text_ = np.asarray(t["text"], dtype=np.float32)
         self.net_ = build_net(self.text_, self.config)
