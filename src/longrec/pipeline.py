@@ -165,9 +165,12 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
                       users: PathLike | None = None, all_users: bool = False,
                       candidates: PathLike | None = None, progress: bool = False,
                       rerank: str | None = None, with_titles: bool = False,
-                      keep_seen: bool = False, reader: dict | None = None) -> pd.DataFrame:
+                      keep_seen: bool = False, reader: dict | None = None,
+                      query: str | None = None, queries: PathLike | None = None) -> pd.DataFrame:
     """Recommend for users and write RECS.csv (user_id,item_id,rank,score) + RECS.csv.meta.json.
     with_titles: add the items' title (and author, publisher, category) columns.
+    query / queries: a free-text intent for every listed user, or a CSV user_id,query (one per
+    user): their lists fuse the model's scores with the intent (longrec.models.intent).
 
     Training interactions are always history; each history file adds interactions known at
     inference time; every history item is excluded, unless `keep_seen` (repeat consumption:
@@ -196,7 +199,17 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
         extra = pd.Series(hist_df["user_id"].unique() if hist_df is not None else [], dtype=object)
         user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
-    if rerank is None:
+    intents = _read_queries(query, queries, user_ids)
+    if queries is not None and users is None and not all_users:
+        user_ids = np.array(list(intents), dtype=object)  # the users with a query
+    if intents and rerank is not None:
+        raise LongrecError("--query/--queries and --rerank cannot be combined yet; pick one.")
+    if intents:
+        from longrec.models.intent import recommend_with_queries
+
+        recs = recommend_with_queries(model, users=user_ids, histories=hist_df, queries=intents, k=k,
+                                      exclude_seen=not keep_seen, candidates=cand)
+    elif rerank is None:
         recs = model.recommend(users=user_ids, histories=hist_df, k=k, exclude_seen=not keep_seen, candidates=cand,
                                progress=progress)
     else:
@@ -282,6 +295,32 @@ def _check_output_path(path: PathLike) -> None:
         raise LongrecError(f"cannot write {p}: {parent} is a file, not a directory.")
     if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise LongrecError(f"cannot write {p}: permission denied. Choose a path you can write.")
+
+
+def _read_queries(query: str | None, queries: PathLike | None, user_ids) -> dict:
+    """{user_id: text} from --query (every listed user) or --queries (a CSV user_id,query)."""
+    if query is not None and queries is not None:
+        raise LongrecError("pass either --query TEXT (one intent for every user) or --queries FILE, not both.")
+    if query is not None:
+        return {u: query for u in user_ids}
+    if queries is None:
+        return {}
+    p = Path(queries)
+    if not p.is_file():
+        raise DataError(f"--queries {p}: no such file. Pass a CSV with columns user_id,query.")
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"--queries {p}: cannot read it as CSV ({e}). Expected columns user_id,query.") from None
+    if not {"user_id", "query"} <= set(df.columns):
+        raise DataError(f"--queries {p}: needs columns user_id,query; found {list(df.columns)}.")
+    dup = df["user_id"][df["user_id"].duplicated()]
+    if len(dup):
+        raise DataError(f"--queries {p}: one query per user; user {dup.iloc[0]!r} has several.")
+    from longrec.data.ids import normalize_ids
+
+    ids = normalize_ids(df["user_id"])
+    return dict(zip(ids, df["query"]))
 
 
 def read_recs(path: PathLike) -> pd.DataFrame:

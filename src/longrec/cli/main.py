@@ -87,6 +87,9 @@ def recommend(
     with_titles: bool = typer.Option(False, "--with-titles", help="add title (and author, ...) columns to RECS.csv"),
     keep_seen: bool = typer.Option(False, "--keep-seen",
                                    help="keep consumed items eligible (repeat consumption: groceries, re-orders)"),
+    query: Optional[str] = typer.Option(None, "--query",
+                                        help="a free-text intent for every listed user, fused with their history"),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="CSV user_id,query: one intent per user"),
     data: Optional[Path] = typer.Option(None, "--data", help="a `longrec prepare` folder: history = train (+ valid at --stage test), users = the stage's users"),
     stage: str = typer.Option("test", "--stage", help="with --data: test (history train+valid, users of test.csv) or valid"),
     sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
@@ -109,7 +112,8 @@ def recommend(
 
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
-                             with_titles=with_titles, keep_seen=keep_seen, reader=reader)
+                             with_titles=with_titles, keep_seen=keep_seen, reader=reader, query=query,
+                             queries=queries)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {escape(str(output))}")
 
 

@@ -45,6 +45,19 @@ def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return out
 
 
+def fuse(S: np.ndarray, R: np.ndarray, allowed: np.ndarray, query_weight: float, query_gate: float) -> np.ndarray:
+    """The fused rows for model scores S and query–item similarities R (same shape): z(S) +
+    w z(R) over the allowed items, -inf outside the query's gate (its top `query_gate` share by R)."""
+    rows = _z(S, allowed) + float(query_weight) * _z(R, allowed)
+    if query_gate < 1.0:
+        vals = np.where(allowed, R, -np.inf)
+        n_keep = max(1, int(np.ceil(float(query_gate) * allowed.sum())))
+        thr = -np.partition(-vals, n_keep - 1, axis=1)[:, n_keep - 1:n_keep]
+        rows[vals < thr] = -np.inf
+    rows[:, ~allowed] = -np.inf
+    return rows
+
+
 def item_text_vectors(model, encoder: str = "default") -> np.ndarray:
     """L2-normalised text embeddings of the model's items (vocabulary order), kept on the model
     object after the first call (and in the on-disk embedding cache)."""
@@ -103,12 +116,7 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
         by_str = {str(u): t for u, t in queries.items()}
         texts = [queries.get(ids[r], by_str.get(str(ids[r]))) for r in qrows]
         R = (query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T).astype(np.float64)
-        rows = _z(S[qrows], allowed) + float(query_weight) * _z(R, allowed)
-        if query_gate < 1.0:
-            thr = np.nanquantile(np.where(allowed, R, np.nan), 1.0 - float(query_gate), axis=1, keepdims=True,
-                              method="higher")
-            rows[R < thr] = -np.inf
-        fused[qrows] = rows
+        fused[qrows] = fuse(S[qrows], R, allowed, query_weight, query_gate)
     fused[:, ~allowed] = -np.inf
     if exclude_seen and len(hist.indices):
         fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
