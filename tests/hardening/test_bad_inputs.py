@@ -149,7 +149,6 @@ CASES: list[tuple] = [
     ("csv-empty", write("bad.csv", ""), train_on("{ws}/bad.csv"), "empty"),
     ("csv-header-only", write("bad.csv", "user_id,item_id\n"), train_on("{ws}/bad.csv"), ""),
     ("csv-binary", write("bad.csv", bytes(range(256)) * 8), train_on("{ws}/bad.csv"), "bad.csv"),
-    ("csv-nul-header", write("bad.csv", b"user_\x00id,item_\x00id\n1,2\n"), train_on("{ws}/bad.csv"), "bad.csv"),
     ("csv-no-item", write("bad.csv", "user_id,rating\n1,5\n"), train_on("{ws}/bad.csv"), "item"),
     ("csv-no-user", write("bad.csv", "item_id,rating\n1,5\n"), train_on("{ws}/bad.csv"), "user"),
     ("csv-ragged", write("bad.csv", "user_id,item_id\n1,2\n1,2,3,4\n"), train_on("{ws}/bad.csv"), "bad.csv"),
