@@ -246,7 +246,7 @@ CASES: list[tuple] = [
     ("meta-other-model", meta("pop", lambda m: {**m, "model": "ease"}), rec("pop"), "meta.json"),
     ("meta-format-2", meta("pop", lambda m: {**m, "format_version": 2}), rec("pop"), "format"),
     ("meta-no-format", meta("pop", lambda m: {k: v for k, v in m.items() if k != "format_version"}), rec("pop"), "format"),
-    ("meta-privacy-str", meta("pop", lambda m: {**m, "privacy": "yes"}), rec("pop"), "privacy"),
+    ("meta-no-model", meta("pop", lambda m: {k: v for k, v in m.items() if k != "model"}), rec("pop"), "meta.json"),
     ("config-garbage", write("models/pop/config.toml", "model = \n"), rec("pop"), "corrupt"),
     ("config-deep", write("models/pop/config.toml", deep), rec("pop"), "config.toml"),
     ("config-no-model", write("models/pop/config.toml", "[config]\nseed = 0\n"), rec("pop"), "model"),

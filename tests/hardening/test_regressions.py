@@ -41,8 +41,11 @@ def test_empty_out_dir_is_fine(ws):
 def test_crafted_index_is_refused_not_a_segfault(ws):
     from safetensors.numpy import load_file, save_file
 
+    import longrec.models.artifacts as artifacts
+    import longrec.models.base as base
     from longrec.errors import ModelError
-    from longrec.models.artifacts import validate_model_dir
+
+    validate_model_dir = getattr(base, "validate_model_dir", None) or artifacts.validate_model_dir
 
     f = ws / "models" / "itemknn" / "model.safetensors"
     t = load_file(str(f))
