@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from longrec.data.ids import coerce_like, normalize_ids
-from longrec.errors import ModelError, UnknownIdError
+from longrec.errors import LongrecError, ModelError, UnknownIdError
 
 
 class IdMap:
@@ -96,6 +96,19 @@ class Vocabulary:
         try:
             users = pd.read_parquet(d / "vocab_users.parquet")
             items = pd.read_parquet(d / "vocab_items.parquet")
-        except (OSError, ValueError) as e:
+        except Exception as e:  # pyarrow raises several unrelated types for a bad file
             raise ModelError(f"cannot read the vocabulary in {d}: {e}. The model directory is incomplete or corrupt; re-save the model.") from e
-        return cls(IdMap.from_frame(users, "user_id"), IdMap.from_frame(items, "item_id"))
+        maps = []
+        for df, col in ((users, "user_id"), (items, "item_id")):
+            if col not in df.columns:
+                raise ModelError(f"{d}/vocab_{col[:-3]}s.parquet has no {col} column; the model directory is corrupt. "
+                                 "Re-save the model.")
+            try:
+                m = IdMap.from_frame(df, col)
+            except LongrecError as e:
+                raise ModelError(f"{d}/vocab_{col[:-3]}s.parquet: {e} The model directory is corrupt; re-save the model.") from None
+            if not m._index.is_unique:
+                raise ModelError(f"{d}/vocab_{col[:-3]}s.parquet lists some {col} twice; the model directory is "
+                                 "corrupt. Re-save the model.")
+            maps.append(m)
+        return cls(*maps)
