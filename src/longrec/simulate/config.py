@@ -37,6 +37,8 @@ class SimulationSettings(_Strict):
     retrain_every: int = Field(20, ge=1, description="retrain the policy every R steps")
     seeds: list[int] = Field([0], min_length=1)
     max_users: int = Field(0, ge=0, description="simulate only the first N users (0 = all)")
+    epochs: int | None = Field(None, ge=1, description="epoch budget of every trained policy model that has an "
+                               "`epochs` field and does not set it in its params (None = the model's default)")
 
 
 class WorldSettings(_Strict):
@@ -72,11 +74,37 @@ class Exploration(_Strict):
     pool: int = Field(100, ge=1, description="softmax: sample the slate from the top-`pool` items")
 
 
+class Satiation(_Strict):
+    """Long-term-aware re-scoring from the policy's own logs: each user's genre counts of the
+    clicks it observed, decayed each step; candidates lose ``weight`` x (their genre mix . counts)
+    in z units of the model score, so the slate leaves recently over-consumed genres to rest."""
+    weight: float = Field(0.5, ge=0, description="penalty per unit of estimated genre satiation (z units)")
+    decay: float = Field(0.1, ge=0, le=1, description="share of the estimated satiation forgotten each step")
+
+
 class PolicySettings(_Strict):
     name: str = Field(..., min_length=1)
     model: str = Field(..., description="a registered longrec model name, 'random' or 'oracle'")
     params: dict[str, Any] = Field(default_factory=dict, description="the model's config fields")
     exploration: Exploration | None = None
+    rerank: str | None = Field(None, description="re-rank the model's top-`candidates` with a longrec.rerank "
+                               "spec, e.g. 'calibrated:0.4' or 'mmr:0.3'")
+    candidates: int = Field(100, ge=1, le=2000, description="candidate pool the re-ranker chooses from")
+    fold_in: bool = Field(True, description="between retrainings pass the clicks since the last fit as "
+                          "histories (as serving does); false: the model only sees them at the next retrain")
+    satiation: Satiation | None = None
+
+    @field_validator("rerank")
+    @classmethod
+    def _valid_rerank(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from longrec.rerank import parse_rerank
+
+        try:
+            return str(parse_rerank(v))
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("model")
     @classmethod
@@ -93,8 +121,10 @@ class PolicySettings(_Strict):
         if self.model in BUILTIN_POLICIES:
             if self.params:
                 raise ValueError(f"the {self.model!r} policy takes no params")
-            if self.model == "random" and self.exploration is not None:
-                raise ValueError("exploration on the random policy changes nothing; remove it")
+            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation):
+                raise ValueError("exploration, rerank or satiation on the random policy changes nothing; remove it")
+            if self.model == "oracle" and (self.rerank or self.satiation):
+                raise ValueError("rerank and satiation need a trained model policy, not the oracle")
             return self
         from longrec.models.base import make_config
         from longrec.models.registry import get_model_class

@@ -55,7 +55,7 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     t_start = time.perf_counter()
     user_rng = np.random.default_rng([seed, 1])
     pol_rng = np.random.default_rng([seed, 2])
-    policy = make_policy(cfg.policy(policy_name), seed)
+    policy = make_policy(cfg.policy(policy_name), seed, sim.epochs)
     state = UserState.initial(world)
     tracker = MetricTracker(world, state, np.random.default_rng([seed, 3]), cfg.metrics.pairs)
     t0 = int(world.initial_frame["timestamp"].max()) + 1 if len(world.initial_frame) else 0
@@ -84,6 +84,7 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = np.zeros((0, sim.slate_size), np.int64)
             slate_util = np.zeros((0, sim.slate_size), np.float32)
             chosen = np.zeros(0, np.int64)
+        policy.observe(world, users, chosen)
         event = step_users(user_rng, world, state, users, chosen)
         values = tracker.step(state, users, slates, slate_util, full_util, chosen, sim.slate_size, event)
         clicked = chosen >= 0
