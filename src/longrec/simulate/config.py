@@ -42,7 +42,11 @@ class SimulationSettings(_Strict):
 
 
 class WorldSettings(_Strict):
-    # true-utility model: EASE scores on all of the user's data, low-rank (Steck 2019 + SVD)
+    # true-utility model family: "ease" (rank-d SVD of EASE scores, Steck 2019), "lowrank" (rank-d
+    # truncated SVD of the interaction matrix itself, PureSVD), "text" (lowrank collaborative part
+    # mixed with LM text affinity, share text_weight, 0.3 when unset)
+    family: Literal["ease", "lowrank", "text"] = Field("ease", description="true-utility model family")
+    text_encoder: str = Field("default", description="text world: longrec.lm encoder spec for item texts, or 'hash'")
     latent_dim: int = Field(64, ge=2, le=1024)
     utility_l2: float = Field(300.0, gt=0, description="EASE ridge λ of the true-utility fit")
     quality_weight: float = Field(0.3, ge=0, description="weight of item quality (shrunk mean rating, z-scored)")
@@ -59,6 +63,12 @@ class WorldSettings(_Strict):
     patience_drop: float = Field(0.25, ge=0, le=1, description="patience lost after a slate with no choice")
     patience_gain: float = Field(0.1, ge=0, le=1, description="patience regained after a choice")
     return_prob: float = Field(0.05, ge=0, le=1, description="per-step chance that a user who left comes back")
+
+    @model_validator(mode="after")
+    def _text_share(self) -> WorldSettings:
+        if self.family == "text" and self.text_weight == 0:
+            self.text_weight = 0.3
+        return self
 
 
 class MetricSettings(_Strict):

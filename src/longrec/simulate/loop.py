@@ -49,7 +49,7 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     """One simulation: a DataFrame with one row per (step, group) and a column per metric."""
     sim = cfg.simulation
     # behaviour parameters come from this run's config; the fitted ones stay the world's
-    fitted = {k: getattr(world.settings, k) for k in ("latent_dim", "utility_l2", "text_weight")}
+    fitted = {k: getattr(world.settings, k) for k in ("family", "text_encoder", "latent_dim", "utility_l2", "text_weight")}
     ws = cfg.world.model_copy(update=fitted)
     world = dataclasses.replace(world, settings=ws)
     t_start = time.perf_counter()
