@@ -2,6 +2,7 @@
 
     [simulation]            dataset, split, steps, slate size, retraining period, seeds
     [world]                 true-utility fit and user-behaviour parameters (see docs/simulate.md)
+    [[worlds]]              optional: a study over several worlds, each [world] with overrides
     [metrics]               pair sample size, user groups
     [[policies]]            one table per policy: name, model, params, exploration
 
@@ -146,11 +147,33 @@ class PolicySettings(_Strict):
         return self
 
 
+class StudyWorld(WorldSettings):
+    """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
+
+
 class SimConfig(_Strict):
     simulation: SimulationSettings = SimulationSettings()
     world: WorldSettings = WorldSettings()
+    worlds: list[StudyWorld] = Field(default_factory=list, description="a study: run every policy in every world")
     metrics: MetricSettings = MetricSettings()
     policies: list[PolicySettings] = Field(..., min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_world(cls, data: Any) -> Any:
+        # each [[worlds]] table starts from [world] (behaviour parameters are shared)
+        if isinstance(data, dict) and isinstance(data.get("worlds"), list):
+            base = data.get("world") or {}
+            if isinstance(base, BaseModel):
+                base = base.model_dump(exclude_unset=True)
+            data = {**data, "worlds": [({**base, **w} if isinstance(w, dict) else w) for w in data["worlds"]]}
+        return data
+
+    def for_world(self, name: str) -> SimConfig:
+        """The single-world config of one `[[worlds]]` entry."""
+        w = next(x for x in self.worlds if x.name == name)
+        return self.model_copy(update={"world": WorldSettings(**w.model_dump(exclude={"name"})), "worlds": []})
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
@@ -158,6 +181,9 @@ class SimConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"policy names must be unique; repeated: {', '.join(dup)}")
+        wn = [w.name for w in self.worlds]
+        if len(set(wn)) != len(wn):
+            raise ValueError("[[worlds]] names must be unique")
         if len(set(self.simulation.seeds)) != len(self.simulation.seeds):
             raise ValueError("simulation.seeds has repeated values")
         return self
