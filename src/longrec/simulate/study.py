@@ -9,7 +9,7 @@ exposure_gini    Gini of item exposure (cumulative) at the last step
 cum_welfare@G    cum_welfare of user group G (gender=F, age=25-34, ...)
 min_group_ratio  the worst group's cum_welfare / all users' (1 = every group as well off)
 
-For each goal the winner among non-oracle policies is found in every world (mean over seeds,
+For each goal the winner among the candidate policies (not the oracle or random references) is found in every world (mean over seeds,
 with the seed standard deviation); a conclusion is stated only when the same policy wins in at
 least two of the worlds (`min_worlds`) and, for "X beats Y" claims, when the sign of the mean
 difference holds in at least that many worlds.
@@ -24,7 +24,7 @@ import pandas as pd
 GOALS = {"welfare": ("cum_welfare", True), "retention": ("retention", True),
          "homogenisation": ("homogenisation", False), "exposure_gini": ("exposure_gini", False),
          "group_fairness": ("min_group_ratio", True)}
-NOT_COMPARED = ("oracle",)
+NOT_COMPARED = ("oracle", "random")  # references, not candidates: never "winners"
 
 
 def per_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def winners(agg: pd.DataFrame, min_worlds: int = 2) -> dict:
 
 def compare(agg: pd.DataFrame, policy: str, baseline: str | None = None, welfare_factor: float = 1.05,
             homog_cut: float = 0.20, exclude_worlds: tuple = ()) -> dict:
-    """`policy` against `baseline` (default: the best other non-oracle policy by cumulative
+    """`policy` against `baseline` (default: the best other candidate policy by cumulative
     welfare in each world, excluding `policy`) in every world not in `exclude_worlds`:
     welfare ratio, homogenisation change, and whether both targets are met."""
     res = {}
@@ -128,7 +128,7 @@ def markdown(agg: pd.DataFrame, wins: dict, header: str = "") -> str:
                   "|---|" + "---|" * len(cols)]
         for _, r in a.iterrows():
             lines.append(f"| {r['policy']} | " + " | ".join(_fmt(r[c], r[f'{c}_std']) for c in cols) + " |")
-    lines += ["\n### winners per goal (non-oracle; mean over seeds)\n",
+    lines += ["\n### winners per goal (oracle and random excluded; mean over seeds)\n",
               "| goal | " + " | ".join(f"`{w}`" for w in dict.fromkeys(agg["world"])) + " | holds in ≥ 2 worlds |",
               "|---|" + "---|" * (len(set(agg["world"])) + 1)]
     for goal, g in wins.items():
