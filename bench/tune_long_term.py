@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--decays", type=float, nargs="+", default=[0.1, 0.3])
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.0],
                     help="softmax exploration temperatures on top (0 = none)")
+    ap.add_argument("--reranks", nargs="+", default=[""],
+                    help="re-ranker specs applied before the satiation re-scoring ('' = none)")
+    ap.add_argument("--out", default="long_term_tuning.json", help="file name under bench/results/")
     ap.add_argument("--homog-cut", type=float, default=0.20,
                     help="choose the best welfare among points with homogenisation this much below the base")
     args = ap.parse_args()
@@ -41,11 +44,12 @@ def main() -> None:
 
     cfg = load_config(args.config).for_world(args.world)
     base = cfg.policy(args.base)
-    grid = [(0.0, 0.0, 0.0)] + [(w, d, t) for w in args.weights for d in args.decays for t in args.temperatures]
+    grid = [(0.0, 0.0, 0.0, "")] + [(w, d, t, r) for w in args.weights for d in args.decays
+                                    for t in args.temperatures for r in args.reranks]
     pols = [base.model_copy(update={
-        "name": f"sat-w{w:g}-d{d:g}" + (f"-T{t:g}" if t else ""),
-        "satiation": None if w == 0 else {"weight": w, "decay": d},
-        "exploration": {"kind": "softmax", "temperature": t, "pool": 100} if t else None}) for w, d, t in grid]
+        "name": f"sat-w{w:g}-d{d:g}" + (f"-T{t:g}" if t else "") + (f"-{r}" if r else ""),
+        "satiation": None if w == 0 else {"weight": w, "decay": d}, "rerank": r or None,
+        "exploration": {"kind": "softmax", "temperature": t, "pool": 100} if t else None}) for w, d, t, r in grid]
     cfg = cfg.model_copy(update={"policies": pols})
     cfg = type(cfg)(**cfg.model_dump())  # re-validate the satiation tables
     world = build_world(cfg, validate=False)
@@ -66,7 +70,7 @@ def main() -> None:
            "grid": rows, "chosen": best["policy"],
            "rule": f"highest cumulative welfare among points with homogenisation <= {1 - args.homog_cut:g} x the "
                    f"plain base policy's ({base_h:.4f}); the highest welfare overall if none qualifies"}
-    out = Path(__file__).resolve().parent / "results" / "long_term_tuning.json"
+    out = Path(__file__).resolve().parent / "results" / args.out
     out.write_text(json.dumps(stamp(res, prov), indent=2, default=float), encoding="utf-8")
     print(md_line(prov))
     for r in rows:
