@@ -55,6 +55,11 @@ def test_bad_rerank_spec_is_a_config_error():
     assert "[[policies]] #1 ('x').rerank" in str(e.value) and "unknown re-ranker" in str(e.value)
     with pytest.raises(ConfigError):
         parse_config({"policies": [{"name": "o", "model": "oracle", "rerank": "mmr:0.3"}]})
+    # a re-ranker under a pool-based wrapper must have more candidates than the pool, else it keeps all
+    with pytest.raises(ConfigError) as e:
+        parse_config({"policies": [{"name": "x", "model": "ease", "rerank": "mmr:0.3", "satiation": {}}]})
+    assert "candidates above 100" in str(e.value)
+    parse_config({"policies": [{"name": "x", "model": "ease", "rerank": "mmr:0.3", "satiation": {}, "candidates": 200}]})
 
 
 def test_fold_in_uses_todays_clicks_without_refitting(syn_world):

@@ -137,6 +137,13 @@ class PolicySettings(_Strict):
             if self.model == "oracle" and (self.rerank or self.satiation):
                 raise ValueError("rerank and satiation need a trained model policy, not the oracle")
             return self
+        if self.rerank:
+            pool = max(100 if self.satiation else 0,
+                       self.exploration.pool if self.exploration and self.exploration.kind == "softmax" else 0)
+            if pool and self.candidates <= pool:
+                raise ValueError(f"rerank with satiation or softmax exploration re-ranks the top-{self.candidates} "
+                                 f"into a pool of {pool}: it would keep every candidate and change nothing; set "
+                                 f"candidates above {pool} (e.g. {2 * pool})")
         from longrec.models.base import make_config
         from longrec.models.registry import get_model_class
 
