@@ -49,6 +49,7 @@ def main() -> None:
     pols = [base.model_copy(update={
         "name": f"sat-w{w:g}-d{d:g}" + (f"-T{t:g}" if t else "") + (f"-{r}" if r else ""),
         "satiation": None if w == 0 else {"weight": w, "decay": d}, "rerank": r or None,
+        "candidates": 300 if r else base.candidates,
         "exploration": {"kind": "softmax", "temperature": t, "pool": 100} if t else None}) for w, d, t, r in grid]
     cfg = cfg.model_copy(update={"policies": pols})
     cfg = type(cfg)(**cfg.model_dump())  # re-validate the satiation tables
