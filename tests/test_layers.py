@@ -1,6 +1,8 @@
 """The layer contract: packages import one way, and no module imports itself through others.
 
-    errors < data < lm, metrics < models < rerank, explain, privacy, simulate, experiment < pipeline, quickstart < serve < cli
+    errors < data < lm, metrics < models, fair < rerank < explain, privacy, simulate, experiment < pipeline, quickstart < serve < cli
+
+(rerank sits below simulate: the simulator wraps re-rankers as policies.)
 
 Every import counts, lazy ones inside functions included: a lazy import hides a dependency from
 start-up time, not from the design. `__main__.py` files are entry points (what `python -m` runs),
@@ -20,7 +22,8 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"lm", "metrics"},
     {"models", "fair"},
-    {"rerank", "explain", "privacy", "simulate", "experiment"},
+    {"rerank"},
+    {"explain", "privacy", "simulate", "experiment"},
     {"pipeline", "quickstart"},
     {"serve"},
     {"cli"},

@@ -21,8 +21,14 @@ def simulate(
 
     cfg = load_config(config)  # every config / dataset error surfaces here, before any work
     use_ray = ray or ray_address is not None
-    n = len(cfg.policies) * len(cfg.simulation.seeds)
-    console.print(f"simulating {len(cfg.policies)} policies x {len(cfg.simulation.seeds)} seeds = {n} runs"
+    n_worlds = max(1, len(cfg.worlds))
+    n = len(cfg.policies) * len(cfg.simulation.seeds) * n_worlds
+    worlds = f" x {n_worlds} worlds" if cfg.worlds else ""
+    console.print(f"simulating {len(cfg.policies)} policies x {len(cfg.simulation.seeds)} seeds{worlds} = {n} runs"
                   f"{' on Ray' if use_ray else ''} ...", highlight=False)
     run(cfg, out, use_ray=use_ray, address=ray_address, log=lambda m: console.print(f"  {m}", highlight=False))
-    console.print(f"[green]wrote[/] {out}/metrics.parquet, {out}/report.html and PNGs", highlight=False)
+    if cfg.worlds:
+        console.print(f"[green]wrote[/] {out}/<world>/ (metrics.parquet, report.html) and {out}/study.md, "
+                      f"{out}/study.json", highlight=False)
+    else:
+        console.print(f"[green]wrote[/] {out}/metrics.parquet, {out}/report.html and PNGs", highlight=False)

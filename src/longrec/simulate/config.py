@@ -2,6 +2,7 @@
 
     [simulation]            dataset, split, steps, slate size, retraining period, seeds
     [world]                 true-utility fit and user-behaviour parameters (see docs/simulate.md)
+    [[worlds]]              optional: a study over several worlds, each [world] with overrides
     [metrics]               pair sample size, user groups
     [[policies]]            one table per policy: name, model, params, exploration
 
@@ -37,10 +38,16 @@ class SimulationSettings(_Strict):
     retrain_every: int = Field(20, ge=1, description="retrain the policy every R steps")
     seeds: list[int] = Field([0], min_length=1)
     max_users: int = Field(0, ge=0, description="simulate only the first N users (0 = all)")
+    epochs: int | None = Field(None, ge=1, description="epoch budget of every trained policy model that has an "
+                               "`epochs` field and does not set it in its params (None = the model's default)")
 
 
 class WorldSettings(_Strict):
-    # true-utility model: EASE scores on all of the user's data, low-rank (Steck 2019 + SVD)
+    # true-utility model family: "ease" (rank-d SVD of EASE scores, Steck 2019), "lowrank" (rank-d
+    # truncated SVD of the interaction matrix itself, PureSVD), "text" (lowrank collaborative part
+    # mixed with LM text affinity, share text_weight, 0.3 when unset)
+    family: Literal["ease", "lowrank", "text"] = Field("ease", description="true-utility model family")
+    text_encoder: str = Field("default", description="text world: longrec.lm encoder spec for item texts, or 'hash'")
     latent_dim: int = Field(64, ge=2, le=1024)
     utility_l2: float = Field(300.0, gt=0, description="EASE ridge λ of the true-utility fit")
     quality_weight: float = Field(0.3, ge=0, description="weight of item quality (shrunk mean rating, z-scored)")
@@ -58,6 +65,12 @@ class WorldSettings(_Strict):
     patience_gain: float = Field(0.1, ge=0, le=1, description="patience regained after a choice")
     return_prob: float = Field(0.05, ge=0, le=1, description="per-step chance that a user who left comes back")
 
+    @model_validator(mode="after")
+    def _text_share(self) -> WorldSettings:
+        if self.family == "text" and self.text_weight == 0:
+            self.text_weight = 0.3
+        return self
+
 
 class MetricSettings(_Strict):
     pairs: int = Field(2000, ge=10, description="user pairs sampled per group for Jaccard / inter-user diversity")
@@ -72,11 +85,37 @@ class Exploration(_Strict):
     pool: int = Field(100, ge=1, description="softmax: sample the slate from the top-`pool` items")
 
 
+class Satiation(_Strict):
+    """Long-term-aware re-scoring from the policy's own logs: each user's genre counts of the
+    clicks it observed, decayed each step; candidates lose ``weight`` x (their genre mix . counts)
+    in z units of the model score, so the slate leaves recently over-consumed genres to rest."""
+    weight: float = Field(0.5, ge=0, description="penalty per unit of estimated genre satiation (z units)")
+    decay: float = Field(0.1, ge=0, le=1, description="share of the estimated satiation forgotten each step")
+
+
 class PolicySettings(_Strict):
     name: str = Field(..., min_length=1)
     model: str = Field(..., description="a registered longrec model name, 'random' or 'oracle'")
     params: dict[str, Any] = Field(default_factory=dict, description="the model's config fields")
     exploration: Exploration | None = None
+    rerank: str | None = Field(None, description="re-rank the model's top-`candidates` with a longrec.rerank "
+                               "spec, e.g. 'calibrated:0.4' or 'mmr:0.3'")
+    candidates: int = Field(100, ge=1, le=2000, description="candidate pool the re-ranker chooses from")
+    fold_in: bool = Field(True, description="between retrainings pass the clicks since the last fit as "
+                          "histories (as serving does); false: the model only sees them at the next retrain")
+    satiation: Satiation | None = None
+
+    @field_validator("rerank")
+    @classmethod
+    def _valid_rerank(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from longrec.rerank import parse_rerank
+
+        try:
+            return str(parse_rerank(v))
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("model")
     @classmethod
@@ -93,9 +132,18 @@ class PolicySettings(_Strict):
         if self.model in BUILTIN_POLICIES:
             if self.params:
                 raise ValueError(f"the {self.model!r} policy takes no params")
-            if self.model == "random" and self.exploration is not None:
-                raise ValueError("exploration on the random policy changes nothing; remove it")
+            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation):
+                raise ValueError("exploration, rerank or satiation on the random policy changes nothing; remove it")
+            if self.model == "oracle" and (self.rerank or self.satiation):
+                raise ValueError("rerank and satiation need a trained model policy, not the oracle")
             return self
+        if self.rerank:
+            pool = max(100 if self.satiation else 0,
+                       self.exploration.pool if self.exploration and self.exploration.kind == "softmax" else 0)
+            if pool and self.candidates <= pool:
+                raise ValueError(f"rerank with satiation or softmax exploration re-ranks the top-{self.candidates} "
+                                 f"into a pool of {pool}: it would keep every candidate and change nothing; set "
+                                 f"candidates above {pool} (e.g. {2 * pool})")
         from longrec.models.base import make_config
         from longrec.models.registry import get_model_class
 
@@ -106,11 +154,33 @@ class PolicySettings(_Strict):
         return self
 
 
+class StudyWorld(WorldSettings):
+    """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
+
+
 class SimConfig(_Strict):
     simulation: SimulationSettings = SimulationSettings()
     world: WorldSettings = WorldSettings()
+    worlds: list[StudyWorld] = Field(default_factory=list, description="a study: run every policy in every world")
     metrics: MetricSettings = MetricSettings()
     policies: list[PolicySettings] = Field(..., min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_world(cls, data: Any) -> Any:
+        # each [[worlds]] table starts from [world] (behaviour parameters are shared)
+        if isinstance(data, dict) and isinstance(data.get("worlds"), list):
+            base = data.get("world") or {}
+            if isinstance(base, BaseModel):
+                base = base.model_dump(exclude_unset=True)
+            data = {**data, "worlds": [({**base, **w} if isinstance(w, dict) else w) for w in data["worlds"]]}
+        return data
+
+    def for_world(self, name: str) -> SimConfig:
+        """The single-world config of one `[[worlds]]` entry."""
+        w = next(x for x in self.worlds if x.name == name)
+        return self.model_copy(update={"world": WorldSettings(**w.model_dump(exclude={"name"})), "worlds": []})
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
@@ -118,6 +188,9 @@ class SimConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"policy names must be unique; repeated: {', '.join(dup)}")
+        wn = [w.name for w in self.worlds]
+        if len(set(wn)) != len(wn):
+            raise ValueError("[[worlds]] names must be unique")
         if len(set(self.simulation.seeds)) != len(self.simulation.seeds):
             raise ValueError("simulation.seeds has repeated values")
         return self

@@ -49,13 +49,13 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     """One simulation: a DataFrame with one row per (step, group) and a column per metric."""
     sim = cfg.simulation
     # behaviour parameters come from this run's config; the fitted ones stay the world's
-    fitted = {k: getattr(world.settings, k) for k in ("latent_dim", "utility_l2", "text_weight")}
+    fitted = {k: getattr(world.settings, k) for k in ("family", "text_encoder", "latent_dim", "utility_l2", "text_weight")}
     ws = cfg.world.model_copy(update=fitted)
     world = dataclasses.replace(world, settings=ws)
     t_start = time.perf_counter()
     user_rng = np.random.default_rng([seed, 1])
     pol_rng = np.random.default_rng([seed, 2])
-    policy = make_policy(cfg.policy(policy_name), seed)
+    policy = make_policy(cfg.policy(policy_name), seed, sim.epochs)
     state = UserState.initial(world)
     tracker = MetricTracker(world, state, np.random.default_rng([seed, 3]), cfg.metrics.pairs)
     t0 = int(world.initial_frame["timestamp"].max()) + 1 if len(world.initial_frame) else 0
@@ -84,6 +84,7 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = np.zeros((0, sim.slate_size), np.int64)
             slate_util = np.zeros((0, sim.slate_size), np.float32)
             chosen = np.zeros(0, np.int64)
+        policy.observe(world, users, chosen)
         event = step_users(user_rng, world, state, users, chosen)
         values = tracker.step(state, users, slates, slate_util, full_util, chosen, sim.slate_size, event)
         clicked = chosen >= 0
@@ -175,6 +176,8 @@ def simulate(config: str | Path | SimConfig, out: str | Path, use_ray: bool = Fa
         cfg = load_config(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.worlds:
+        return _study(cfg, out, use_ray, address, log, report)
     t0 = time.perf_counter()
     world = build_world(cfg)
     log(f"world fitted: {world.n_users:,} users, {world.n_items:,} items "
@@ -188,4 +191,31 @@ def simulate(config: str | Path | SimConfig, out: str | Path, use_ray: bool = Fa
         from longrec.simulate.report import write_report
 
         write_report(df, cfg, info, out)
+    return df
+
+
+def _study(cfg: SimConfig, out: Path, use_ray: bool, address: str | None, log, report: bool) -> pd.DataFrame:
+    """Every [[worlds]] entry as one simulation in out/<name>/, then study.json and study.md."""
+    import json
+
+    from longrec.simulate import study
+
+    frames, validity = [], {}
+    for w in cfg.worlds:
+        log(f"world {w.name!r} (family {w.family})")
+        df = simulate(cfg.for_world(w.name), out / w.name, use_ray=use_ray, address=address, log=log, report=report)
+        info = json.loads((out / w.name / "world.json").read_text(encoding="utf-8"))
+        validity[w.name] = {"family": w.family, **info.get("validation", {}), "seconds": info.get("total_seconds")}
+        frames.append(df.assign(world=w.name))
+    df = pd.concat(frames, ignore_index=True)
+    runs = study.per_run(df)
+    agg = study.aggregate(runs)
+    wins = study.winners(agg)
+    summary = {"name": cfg.simulation.name, "worlds": validity, "runs": runs.to_dict("records"),
+               "aggregate": agg.to_dict("records"), "winners": wins}
+    (out / "study.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+    head = "| world | family | true-utility NDCG@10 on test |\n|---|---|---|\n" + "".join(
+        f"| {n} | {v['family']} | {v.get('NDCG@10')} |\n" for n, v in validity.items())
+    (out / "study.md").write_text(study.markdown(agg, wins, head), encoding="utf-8")
+    log(f"study summary: {out}/study.md")
     return df

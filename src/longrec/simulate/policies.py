@@ -6,6 +6,11 @@
   choices are excluded (and used as history by history-aware models) without refitting.
 * `RandomPolicy`: K distinct unconsumed items uniformly at random.
 * `OraclePolicy`: the top-K items by the user's current true (effective) utility; myopic.
+* `ModelPolicy` with `rerank`: the model's top-`candidates` re-ranked by a longrec.rerank spec
+  (`"calibrated:0.4"`, `"mmr:0.3"` ...), exactly as `longrec recommend --rerank` does.
+* `SatiationAware`: wraps a model policy; keeps per-user genre counts of the clicks it observed
+  (decayed each step) and subtracts `weight` x (candidate genre mix . counts) from the per-user
+  z-scored model score: a long-term-aware policy that rests over-consumed genres.
 * `Exploration`: wraps any of them: ε-greedy (each slot is replaced by a random unconsumed
   item with probability ε) or softmax/Boltzmann (K items sampled without replacement from the
   top-`pool`, with probability ∝ exp(z / T), z the per-user z-scored policy score).
@@ -48,6 +53,9 @@ class Policy:
     def fit(self, logged: pd.DataFrame, world: World) -> None:
         pass
 
+    def observe(self, world: World, users: np.ndarray, chosen: np.ndarray) -> None:
+        """Called after every step with the users who got a slate and their choice (-1: none)."""
+
     def slate(self, rng, world: World, state: UserState, users: np.ndarray, utility: np.ndarray,
               pending: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(slate (n, k) item indices, scores of a top-`pool` candidate list or None)."""
@@ -75,46 +83,115 @@ class OraclePolicy(Policy):
 class ModelPolicy(Policy):
     trains = True
 
-    def __init__(self, settings: PolicySettings, seed: int) -> None:
-        from longrec.models.registry import create_model
+    def __init__(self, settings: PolicySettings, seed: int, epochs: int | None = None) -> None:
+        from longrec.models.registry import create_model, get_model_class
 
         params = dict(settings.params)
         params.setdefault("seed", seed)
+        if epochs is not None and "epochs" in get_model_class(settings.model).Config.model_fields:
+            params.setdefault("epochs", epochs)  # the simulation's fixed budget for trained models
         self.model = create_model(settings.model, params)
+        self.rerank = settings.rerank
+        self.n_candidates = settings.candidates
+        self.fold_in = settings.fold_in
+        self._ctx = None
 
     def fit(self, logged: pd.DataFrame, world: World) -> None:
         from longrec.data.dataset import Dataset
 
         self.model.fit(Dataset(logged.copy(), world.items, world.users, name="simulation-log"))
+        self._ctx = None
+
+    def _recommend(self, ids, histories, k: int) -> pd.DataFrame:
+        if self.rerank is None:
+            return self.model.recommend(users=ids, histories=histories, k=k, exclude_seen=True)
+        from longrec.rerank import RerankContext, recommend_reranked
+
+        if self._ctx is None:
+            self._ctx = RerankContext.from_model(self.model)
+        return recommend_reranked(self.model, users=ids, histories=histories, k=k, spec=self.rerank,
+                                  n_candidates=max(self.n_candidates, k), context=self._ctx, exclude_seen=True)
 
     def candidates(self, rng, world, state, users, utility, pending, k):
         import warnings
 
         ids = world.user_ids[users]
+        # without fold-in the model does not see today's clicks: ask for enough extra items to
+        # drop the ones the user consumed since the last fit (the world never offers them again)
+        extra = 0 if self.fold_in or pending is None else int(pending["user_id"].value_counts().max())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # items unknown to the model are simply not recommended
-            recs = self.model.recommend(users=ids, histories=pending, k=k, exclude_seen=True)
+            recs = self._recommend(ids, pending if self.fold_in else None, k + extra)
         row = pd.Index(ids).get_indexer(recs["user_id"].to_numpy())
         item = pd.Index(world.item_ids).get_indexer(recs["item_id"].to_numpy())
         col = recs["rank"].to_numpy() - 1
-        top = np.full((len(users), k), -1, dtype=np.int64)
-        score = np.full((len(users), k), -np.inf, dtype=np.float64)
+        top = np.full((len(users), k + extra), -1, dtype=np.int64)
+        score = np.full((len(users), k + extra), -np.inf, dtype=np.float64)
         ok = (row >= 0) & (item >= 0)
         top[row[ok], col[ok]] = item[ok]
         score[row[ok], col[ok]] = recs["score"].to_numpy()[ok]
+        if extra:
+            seen = (top >= 0) & state.consumed[users[:, None], np.maximum(top, 0)]
+            score = np.where(seen | (top < 0), -np.inf, score)
+            order = np.argsort(~np.isfinite(score), axis=1, kind="stable")[:, :k]  # keep model order
+            top, score = np.take_along_axis(top, order, 1), np.take_along_axis(score, order, 1)
+            top = np.where(np.isfinite(score), top, -1)
         return top, score
 
     def slate(self, rng, world, state, users, utility, pending, k):
         return self.candidates(rng, world, state, users, utility, pending, k)[0]
 
 
-class Exploration(Policy):
+def _zscore(score: np.ndarray) -> np.ndarray:
+    fin = np.isfinite(score)
+    cnt = np.maximum(fin.sum(1, keepdims=True), 1)
+    mean = np.where(fin, score, 0).sum(1, keepdims=True) / cnt
+    var = np.where(fin, (score - mean) ** 2, 0).sum(1, keepdims=True) / cnt
+    return np.where(fin, (score - mean) / (np.sqrt(var) + 1e-9), -np.inf)
+
+
+class _Wrapper(Policy):
     def __init__(self, base: Policy, settings) -> None:
         self.base, self.s = base, settings
         self.trains = base.trains
 
     def fit(self, logged, world):
         self.base.fit(logged, world)
+
+    def observe(self, world, users, chosen):
+        self.base.observe(world, users, chosen)
+
+
+class SatiationAware(_Wrapper):
+    """Long-term-aware re-scoring with the policy's own estimate of genre satiation."""
+
+    pool = 100
+    sat: np.ndarray | None = None
+
+    def observe(self, world, users, chosen):
+        self.base.observe(world, users, chosen)
+        if self.sat is None:
+            self.sat = np.zeros((world.n_users, world.genres.shape[1]), np.float32)
+        self.sat *= (1.0 - self.s.decay)
+        c = chosen >= 0
+        self.sat[users[c]] += world.genres[chosen[c]]
+
+    def candidates(self, rng, world, state, users, utility, pending, k):
+        cand, score = self.base.candidates(rng, world, state, users, utility, pending, max(k, self.pool))
+        z = _zscore(score)
+        if self.sat is not None:
+            pen = np.einsum("ng,nkg->nk", self.sat[users], world.genres[np.maximum(cand, 0)])
+            z = z - self.s.weight * pen
+        pick = topk_rows(np.where(cand >= 0, z, -np.inf), k)
+        ok = pick >= 0
+        return (np.where(ok, np.take_along_axis(cand, np.maximum(pick, 0), 1), -1),
+                np.where(ok, np.take_along_axis(z, np.maximum(pick, 0), 1), -np.inf))
+
+    def slate(self, rng, world, state, users, utility, pending, k):
+        return self.candidates(rng, world, state, users, utility, pending, k)[0]
+
+
+class Exploration(_Wrapper):
 
     def slate(self, rng, world, state, users, utility, pending, k):
         if self.s.kind == "epsilon":
@@ -125,20 +202,19 @@ class Exploration(Policy):
         # softmax / Boltzmann over the candidate pool (Gumbel-top-k = sampling without replacement)
         cand, score = self.base.candidates(rng, world, state, users, utility, pending, max(k, self.s.pool))
         fin = np.isfinite(score)
-        cnt = np.maximum(fin.sum(1, keepdims=True), 1)
-        mean = np.where(fin, score, 0).sum(1, keepdims=True) / cnt
-        var = np.where(fin, (score - mean) ** 2, 0).sum(1, keepdims=True) / cnt
-        z = (score - mean) / (np.sqrt(var) + 1e-9)
+        z = np.where(fin, _zscore(score), 0.0)
         keys = np.where(fin, z / self.s.temperature + rng.gumbel(size=z.shape), -np.inf)
         pick = topk_rows(keys, k)
         return np.where(pick >= 0, np.take_along_axis(cand, np.maximum(pick, 0), 1), -1)
 
 
-def make_policy(settings: PolicySettings, seed: int) -> Policy:
+def make_policy(settings: PolicySettings, seed: int, epochs: int | None = None) -> Policy:
     if settings.model == "random":
         base: Policy = RandomPolicy()
     elif settings.model == "oracle":
         base = OraclePolicy()
     else:
-        base = ModelPolicy(settings, seed)
+        base = ModelPolicy(settings, seed, epochs)
+    if settings.satiation is not None:
+        base = SatiationAware(base, settings.satiation)
     return Exploration(base, settings.exploration) if settings.exploration is not None else base

@@ -4,9 +4,12 @@ True utility of item j for user i (in "z units": 0 is an average item for that u
 
     u_ij = (1 - w_text) * z_i(U_i · V_j) + w_text * z_i(text_ij) + w_q * q_j
 
-* U, V: a rank-d factorisation of EASE scores (Steck 2019) computed on *all* of the
-  dataset's interactions (train + valid + test), so the world knows tastes the logged data
-  does not show. A randomized SVD gives U = L sqrt(S), V = R sqrt(S).
+* U, V: a rank-d factorisation computed on *all* of the dataset's interactions (train +
+  valid + test), so the world knows tastes the logged data does not show. `family` picks it:
+  "ease" factorises EASE scores (Steck 2019); "lowrank" and "text" factorise the binary
+  interaction matrix itself (PureSVD, Cremonesi et al. 2010), a different model family, so a
+  policy that resembles EASE gets no home advantage. A randomized SVD gives U = L sqrt(S),
+  V = R sqrt(S). The "text" family adds text affinity with share text_weight (0.3 by default).
 * z_i(.) standardises with user i's mean/std over the catalogue at fit time (kept fixed, so
   interest drift moves utilities on the same scale).
 * q_j: item quality, the shrunk mean rating (10 pseudo-ratings at the global mean), z-scored.
@@ -111,6 +114,22 @@ def fit_factors(X: sp.csr_matrix, settings: WorldSettings) -> tuple[np.ndarray, 
     return (L * root).astype(np.float32), (Rt.T * root).astype(np.float32)
 
 
+def fit_lowrank_factors(X: sp.csr_matrix, settings: WorldSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-d truncated SVD of the binary interaction matrix (PureSVD)."""
+    A = X.astype(np.float64).toarray()
+    A[A > 0] = 1.0
+    L, s, Rt = _randomized_svd(A, settings.latent_dim)
+    root = np.sqrt(s)
+    return (L * root).astype(np.float32), (Rt.T * root).astype(np.float32)
+
+
+def world_factors(X: sp.csr_matrix, settings: WorldSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The configured family's (U, V)."""
+    if settings.family == "ease":
+        return fit_factors(X, settings)
+    return fit_lowrank_factors(X, settings)
+
+
 def _quality(inter: pd.DataFrame, item_ids: np.ndarray, prior: float = 10.0) -> np.ndarray:
     if "rating" not in inter.columns:
         return np.zeros(len(item_ids), dtype=np.float32)
@@ -164,13 +183,14 @@ def _groups(users: pd.DataFrame | None, user_ids: np.ndarray, metrics: MetricSet
     return groups
 
 
-def _text_affinity(items: pd.DataFrame | None, item_ids: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
-    from longrec.lm import default_encoder, item_texts
+def _text_affinity(items: pd.DataFrame | None, item_ids: np.ndarray, X: sp.csr_matrix,
+                   encoder: str = "default") -> np.ndarray:
+    from longrec.models._lm_items import item_text_matrix
 
     if items is None:
         raise DataError("world.text_weight > 0 needs an item table with text (titles, genres); this dataset has none.")
-    tab = items.drop_duplicates("item_id").set_index("item_id").reindex(item_ids).reset_index()
-    E = np.asarray(default_encoder().encode(item_texts(tab)), dtype=np.float32)
+    # the same (cached) item texts and encoder as the LM recommenders (lm-linear, lm-seq)
+    E = item_text_matrix(item_ids, items, encoder)
     prof = np.asarray(X @ E)
     prof /= np.linalg.norm(prof, axis=1, keepdims=True) + 1e-9
     T = prof @ E.T
@@ -184,13 +204,13 @@ def fit_world(full: Dataset, train: Dataset, settings: WorldSettings, metrics: M
     vocab = full.vocabulary()
     user_ids, item_ids = vocab.users.ids, vocab.items.ids
     X = full.matrix(vocab)
-    U, V = fit_factors(X, settings)
+    U, V = world_factors(X, settings)
     if max_users:
         keep = np.arange(min(max_users, len(user_ids)))
         user_ids, U, X = user_ids[keep], U[keep], X[keep]
     A = U @ V.T
     mu, sd = A.mean(1), A.std(1) + 1e-6
-    text = _text_affinity(full.items, item_ids, X) if settings.text_weight > 0 else None
+    text = _text_affinity(full.items, item_ids, X, settings.text_encoder) if settings.text_weight > 0 else None
     inter = train.interactions
     inter = inter[inter["user_id"].isin(pd.Index(user_ids))]
     u = vocab.users.lookup(inter["user_id"].to_numpy())
@@ -206,7 +226,7 @@ def fit_world(full: Dataset, train: Dataset, settings: WorldSettings, metrics: M
               quality=_quality(full.interactions, item_ids), genres=genres, genre_names=names,
               initial=initial, initial_frame=frame, items=full.items, users=full.users,
               groups=_groups(full.users, user_ids, metrics), text=text, settings=settings)
-    w.info = {"dataset": full.name, "n_users": w.n_users, "n_items": w.n_items, "n_genres": len(names),
+    w.info = {"dataset": full.name, "family": settings.family, "text_weight": settings.text_weight, "n_users": w.n_users, "n_items": w.n_items, "n_genres": len(names),
               "initial_interactions": int(initial.nnz), "fit_seconds": round(time.perf_counter() - t0, 2),
               "groups": {g: int(m.sum()) for g, m in w.groups.items()}}
     return w
@@ -221,9 +241,12 @@ def validate_world(split: dict, settings: WorldSettings) -> dict:
     ds = split["train"].with_interactions(seen)
     vocab = ds.vocabulary()
     X = ds.matrix(vocab)
-    U, V = fit_factors(X, settings)
+    U, V = world_factors(X, settings)
     A = U @ V.T
     z = (A - A.mean(1, keepdims=True)) / (A.std(1, keepdims=True) + 1e-6)
+    if settings.text_weight > 0:
+        z = (1 - settings.text_weight) * z + settings.text_weight * _text_affinity(
+            split["train"].items, vocab.items.ids, X, settings.text_encoder)
     S = z + settings.quality_weight * _quality(seen, vocab.items.ids)[None, :]
     test = split["test"].interactions
     users = vocab.users.lookup(pd.unique(test["user_id"]))
@@ -238,4 +261,5 @@ def validate_world(split: dict, settings: WorldSettings) -> dict:
                          "rank": np.tile(np.arange(1, 11), len(users))})
     res = evaluate(recs, test, ks=(10,))
     return {"NDCG@10": round(float(res["NDCG@10"]), 4), "Recall@10": round(float(res["Recall@10"]), 4),
-            "n_users": int(res["n_users"]), "fitted_on": "train+valid", "evaluated_on": "test"}
+            "n_users": int(res["n_users"]), "fitted_on": "train+valid", "evaluated_on": "test",
+            "family": settings.family}

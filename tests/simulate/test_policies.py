@@ -1,0 +1,121 @@
+"""Policies built from registered models: re-ranker wrappers, fold-in between retrainings,
+the epoch budget, and the satiation-aware (long-term) wrapper."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from longrec.errors import ConfigError
+from longrec.simulate.config import PolicySettings, parse_config
+from longrec.simulate.loop import run_policy
+from longrec.simulate.policies import ModelPolicy, SatiationAware, make_policy
+from longrec.simulate.users import UserState
+from tests.simulate.conftest import sim_config
+
+EASE = {"l2": 50.0, "tune_l2": False}
+
+
+def _fitted(world, **kw) -> ModelPolicy:
+    pol = ModelPolicy(PolicySettings(name="p", model="ease", params=EASE, **kw), seed=0)
+    pol.fit(world.initial_frame, world)
+    return pol
+
+
+def test_rerank_policy_matches_recommend_reranked(syn_world):
+    from longrec.rerank import recommend_reranked
+
+    w = syn_world
+    pol = _fitted(w, rerank="calibrated:0.5", candidates=50)
+    users = np.arange(20)
+    state = UserState.initial(w)
+    top, score = pol.candidates(None, w, state, users, None, None, 5)
+    ref = recommend_reranked(pol.model, users=w.user_ids[users], k=5, spec="calibrated:0.5", n_candidates=50)
+    expect = pd.Index(w.item_ids).get_indexer(ref["item_id"].to_numpy()).reshape(20, 5)
+    np.testing.assert_array_equal(top, expect)
+    plain = _fitted(w).candidates(None, w, state, users, None, None, 5)[0]
+    assert (top != plain).any()  # calibration changed some slates
+    assert not state.consumed[users[:, None], top].any()
+
+
+def test_rerank_policy_runs_in_the_loop(syn_dir, syn_world):
+    pols = [{"name": "cal", "model": "ease", "params": EASE, "rerank": "exposure:0.7"},
+            {"name": "ease", "model": "ease", "params": EASE}]
+    cfg = sim_config(syn_dir, pols, steps=8)
+    a = run_policy(cfg, syn_world, "cal", 0)
+    b = run_policy(cfg, syn_world, "ease", 0)
+    all_a, all_b = a[a.group == "all"], b[b.group == "all"]
+    assert np.isfinite(all_a["welfare"]).all()
+    # the exposure re-ranker shows less popular items than plain EASE
+    assert all_a["rec_popularity"].mean() < all_b["rec_popularity"].mean()
+
+
+def test_bad_rerank_spec_is_a_config_error():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"policies": [{"name": "x", "model": "ease", "rerank": "shuffle:0.3"}]}, source="my.toml")
+    assert "[[policies]] #1 ('x').rerank" in str(e.value) and "unknown re-ranker" in str(e.value)
+    with pytest.raises(ConfigError):
+        parse_config({"policies": [{"name": "o", "model": "oracle", "rerank": "mmr:0.3"}]})
+    # a re-ranker under a pool-based wrapper must have more candidates than the pool, else it keeps all
+    with pytest.raises(ConfigError) as e:
+        parse_config({"policies": [{"name": "x", "model": "ease", "rerank": "mmr:0.3", "satiation": {}}]})
+    assert "candidates above 100" in str(e.value)
+    parse_config({"policies": [{"name": "x", "model": "ease", "rerank": "mmr:0.3", "satiation": {}, "candidates": 200}]})
+
+
+def test_fold_in_uses_todays_clicks_without_refitting(syn_world):
+    w = syn_world
+    users = np.arange(30)
+    state = UserState.initial(w)
+    on, off = _fitted(w), _fitted(w, fold_in=False)
+    base = on.candidates(None, w, state, users, None, None, 5)[0]
+    # every user clicks the first item of their slate; the world marks it consumed
+    clicked = base[:, 0]
+    state.consumed[users, clicked] = True
+    pending = pd.DataFrame({"user_id": w.user_ids[users], "item_id": w.item_ids[clicked], "timestamp": 10**9})
+    coef = on.model.B_.copy() if hasattr(on.model, "B_") else None
+    top_on, score_on = on.candidates(None, w, state, users, None, pending, 5)
+    top_off, score_off = off.candidates(None, w, state, users, None, pending, 5)
+    if coef is not None:
+        np.testing.assert_array_equal(coef, on.model.B_)  # no refit
+    for top in (top_on, top_off):  # neither path offers a consumed item
+        assert not state.consumed[users[:, None], np.maximum(top, 0)][top >= 0].any()
+    # the clicked item is history for the folded-in model: its scores move, the other's do not
+    assert not np.allclose(score_on, score_off)
+    assert (top_off[:, :4] == base[:, 1:5]).all()  # without fold-in: the old list minus the click
+
+
+def test_epoch_budget_applies_unless_params_set():
+    p = make_policy(PolicySettings(name="b", model="bpr"), seed=0, epochs=2)
+    assert p.model.config.epochs == 2
+    p = make_policy(PolicySettings(name="b", model="bpr", params={"epochs": 7}), seed=0, epochs=2)
+    assert p.model.config.epochs == 7
+    p = make_policy(PolicySettings(name="e", model="ease"), seed=0, epochs=2)  # no epochs field: ignored
+    assert not hasattr(p.model.config, "epochs")
+
+
+def test_satiation_aware_rests_consumed_genres(syn_world):
+    w = syn_world
+    pol = make_policy(PolicySettings(name="s", model="ease", params=EASE,
+                                     satiation={"weight": 5.0, "decay": 0.0}), seed=0)
+    assert isinstance(pol, SatiationAware)
+    pol.fit(w.initial_frame, w)
+    users = np.arange(30)
+    state = UserState.initial(w)
+    before = pol.candidates(None, w, state, users, None, None, 5)[0]
+    g = w.genres[before[:, 0]]          # genre mix of each user's top item
+    for _ in range(3):                   # the user took three items like it
+        pol.observe(w, users, before[:, 0])
+    after = pol.candidates(None, w, state, users, None, None, 5)[0]
+    share_before = np.einsum("ng,nkg->n", g, w.genres[before]) / 5
+    share_after = np.einsum("ng,nkg->n", g, w.genres[after]) / 5
+    assert share_after.mean() < share_before.mean()
+
+
+def test_history_models_run_as_policies(syn_dir, syn_world):
+    pols = [{"name": "lin", "model": "lm-linear", "params": {"encoder": "hash"}},
+            {"name": "seq", "model": "lm-seq", "params": {"encoder": "hash", "dim": 16, "max_len": 10}},
+            {"name": "knn", "model": "itemknn"}]
+    cfg = sim_config(syn_dir, pols, steps=6, retrain_every=3, epochs=1)
+    for p in ("lin", "seq", "knn"):
+        df = run_policy(cfg, syn_world, p, 0)
+        assert np.isfinite(df[df.group == "all"]["welfare"]).all() and len(df) == 6 * len(syn_world.groups)
