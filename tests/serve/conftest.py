@@ -73,9 +73,10 @@ def start_server(model_dir, db_path, port):
     from pathlib import Path
 
     env = {**os.environ, "LONGREC_API_KEY": KEY, "LONGREC_SERVE_ENCODER": "hash"}
-    log = Path(db_path).with_suffix(".log")
+    url = str(db_path) if "://" in str(db_path) else f"sqlite:///{db_path}"  # a path, or a database URL
+    log = Path(model_dir).parent / f"server-{port}.log" if "://" in str(db_path) else Path(db_path).with_suffix(".log")
     proc = subprocess.Popen([sys.executable, "-m", "longrec.serve", "--model", str(model_dir), "--db",
-                             f"sqlite:///{db_path}", "--port", str(port)], env=env,
+                             url, "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
     deadline = time.time() + 60
     while time.time() < deadline:

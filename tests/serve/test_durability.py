@@ -1,12 +1,13 @@
-"""kill -9 the server while events are being posted: every acknowledged event survives, none twice."""
+"""kill -9 the server while events are being posted: every acknowledged event survives, none
+twice — on SQLite, and on PostgreSQL when LONGREC_TEST_PG_URL is set."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -15,8 +16,29 @@ from tests.serve.conftest import KEY, free_port, start_server
 httpx = pytest.importorskip("httpx")
 
 
-def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path):
-    db = tmp_path / "events.sqlite"
+def _stored(db_url: str, prefix: str) -> list[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as con:
+            return [r[0] for r in con.execute(sa.text("select event_id from longrec_events where event_id like :p"),
+                                              {"p": f"{prefix}%"})]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path, backend):
+    if backend == "postgresql":
+        db = os.environ.get("LONGREC_TEST_PG_URL")
+        if not db:
+            pytest.skip("set LONGREC_TEST_PG_URL (scripts/start_postgres.sh prints one) to test PostgreSQL")
+        db_url = db
+    else:
+        db = tmp_path / "events.sqlite"
+        db_url = f"sqlite:///{db}"
+    prefix = f"k9-{uuid.uuid4().hex[:8]}-"  # the PostgreSQL database is shared by the tests
     port = free_port()
     proc = start_server(model_dir, db, port)
     url = f"http://127.0.0.1:{port}"
@@ -28,7 +50,7 @@ def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path):
         n = 0
         with httpx.Client(timeout=5, headers={"Authorization": f"Bearer {KEY}"}) as c:
             while not stop.is_set():
-                batch = [f"w{worker}-{n + j}" for j in range(5)]
+                batch = [f"{prefix}w{worker}-{n + j}" for j in range(5)]
                 n += 5
                 sent.extend(batch)
                 body = {"events": [{"event_id": e, "user_id": f"u{worker}", "item_id": 2, "type": "click"} for e in batch]}
@@ -52,9 +74,7 @@ def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path):
         t.join()
     assert len(acked) >= 300
 
-    con = sqlite3.connect(db)
-    rows = [r[0] for r in con.execute("select event_id from longrec_events")]
-    con.close()
+    rows = _stored(db_url, prefix)
     assert set(acked) <= set(rows), f"{len(set(acked) - set(rows))} acknowledged events lost"
     assert len(rows) == len(set(rows))
 
@@ -65,7 +85,7 @@ def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path):
             dup = stored = 0
             for j in range(0, len(sent), 500):
                 chunk = sent[j:j + 500]
-                body = {"events": [{"event_id": e, "user_id": "u" + e[1], "item_id": 2} for e in chunk]}
+                body = {"events": [{"event_id": e, "user_id": "u" + e[len(prefix) + 1], "item_id": 2} for e in chunk]}
                 r = c.post(f"{url}/events", json=body).json()
                 dup += r["duplicates"]
                 stored += r["stored"]
@@ -73,7 +93,7 @@ def test_kill9_keeps_every_acknowledged_event(model_dir, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-    con = sqlite3.connect(db)
-    n, distinct = con.execute("select count(*), count(distinct event_id) from longrec_events").fetchone()
-    con.close()
-    assert n == distinct == len(set(sent))
+    final = _stored(db_url, prefix)
+    assert len(final) == len(set(final)) == len(set(sent))
+    print(f"{backend}: {len(acked)} acknowledged before kill -9, {len(set(acked) - set(rows))} lost, "
+          f"{len(rows) - len(set(rows))} duplicated; {len(sent)} sent")

@@ -47,8 +47,10 @@ def test_erased_training_user_no_longer_personalised(make_client, db_url):
     c = make_client(db_url=db_url)
     known = c.post("/recommend", json={"user_id": 1, "k": 5}).json()
     assert known["history_used"] > 0 and {it["source"] for it in known["items"]} == {"model"}
+    before = c.get("/ready").json()["erased_users_in_training"]
     try:
         assert c.delete("/users/1", headers=AUTH).status_code == 200
+        assert c.get("/ready").json()["erased_users_in_training"] == before + 1  # the model card says so
         r = c.post("/recommend", json={"user_id": 1, "k": 5}).json()
         assert r["history_used"] == 0 and {it["source"] for it in r["items"]} == {"popular-fallback"}
         assert 1 not in c.get("/users", params={"limit": 1000}).json()["users"]

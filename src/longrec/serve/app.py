@@ -425,6 +425,11 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                                          "similarity": round(float(sims[r, best[r]]), 4)}]
         return out
 
+    def _erased_in_training(model, erased) -> int:
+        if not erased:
+            return 0
+        return int((model.vocab_.users.lookup(list(erased)) >= 0).sum())
+
     # ------------------------------------------------------------------ read endpoints
     @app.get("/health", tags=["ops"])
     def health():
@@ -438,7 +443,10 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                 "n_users": len(st.model.vocab_.users), "new_items": len(st.overlay),
                 "retrieval": st.index.kind if st.index is not None else "none",
                 "encoder": getattr(svc.encoder, "identity", "?")[:120], "store": svc.store.dialect,
-                "write_enabled": api_key is not None}
+                "write_enabled": api_key is not None,
+                # the model card's erasure line: users erased since the model was trained are still in
+                # its weights until it is retrained on the store's (erased) data
+                "erased_users_in_training": _erased_in_training(st.model, svc.erased)}
         return JSONResponse(status_code=200 if ok else 503, content=body)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
