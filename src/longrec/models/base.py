@@ -75,6 +75,24 @@ class HistoryBatch:
         return sp.csr_matrix((data, self.indices, self.indptr), shape=(len(self), self.n_items))
 
 
+def top_k_indices(s: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k highest scores, best first; exact ties rank the lower
+    index first. The same result as a stable argsort of -s cut at k, at the cost of a partition
+    (rows with ties across the k-th place are sorted in full)."""
+    n = s.shape[1]
+    if k >= n or n <= 64:
+        return np.argsort(-s, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(s, part, 1)
+    kth = vals.min(axis=1)
+    # rows where an item outside the partition ties with the k-th value need the full order
+    tied = (s >= kth[:, None]).sum(axis=1) > k
+    top = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), 1)
+    for r in np.flatnonzero(tied):
+        top[r] = np.argsort(-s[r], kind="stable")[:k]
+    return top
+
+
 class Recommender:
     """Base class; see the module docstring for the protocol."""
 
@@ -325,12 +343,7 @@ class Recommender:
             rows = np.repeat(np.arange(len(hist)), hist.lengths())
             s[rows, hist.indices] = -np.inf
         kk = min(k, s.shape[1])
-        if s.shape[1] <= 50_000:
-            top = np.argsort(-s, axis=1, kind="stable")[:, :kk]  # exact ties -> lower item index first
-        else:
-            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-            vals = np.take_along_axis(s, part, 1)
-            top = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), 1)
+        top = top_k_indices(s, kk)
         vals = np.take_along_axis(s, top, 1)
         valid = np.isfinite(vals)
         r = np.broadcast_to(np.arange(1, kk + 1), top.shape)
