@@ -29,9 +29,10 @@ def train(
                                                help="user-level differential privacy at this ε (lm-twotower, lm-linear-dp, lm-seq)"),
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
+    from longrec.models._progress import console as fit_console  # models' progress lines print above the spinner
     from longrec.pipeline import train_from_files
 
-    with console.status(f"training {model} ..."):
+    with fit_console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon)
     info = m.meta_.get("fit_info") or {}
