@@ -31,12 +31,20 @@ ROWS = {
     "pop": ("pop", None),
     "itemknn": ("itemknn", None),
     "ease": ("ease", None),
-    "bpr": ("bpr", "max_seconds = 300.0\n"),
+    "bpr": ("bpr", "epochs = 30\n"),
     "lm-linear-dp": ("lm-linear-dp", None),
     "lm-linear-dp:iw4": ("lm-linear-dp", "dim = 256\nl2 = 20.0\nclip = 2.0\nbias = 2.0\nitem_weight = 4.0\n"),
     "blend:itemknn+lm-linear-dp": ("blend", 'normalize = "zscore"\nweight_step = 0.05\n[[models]]\nname = "itemknn"\n'
                                    '[[models]]\nname = "lm-linear-dp"\nconfig = { dim = 256, l2 = 20.0, clip = 2.0, '
                                    'bias = 2.0, item_weight = 4.0 }\n'),
+    # members fixed at the values the single-model rows chose on valid (λ 66.8335, k 20); weights tuned on valid
+    "blend:ease+itemknn": ("blend", 'normalize = "zscore"\nweight_step = 0.05\n[[models]]\nname = "ease"\n'
+                           'config = { l2 = 66.8335, tune_l2 = false }\n[[models]]\nname = "itemknn"\n'
+                           'config = { k = 20, tune_k = false }\n'),
+    "blend:ease+itemknn+lm-linear-dp": ("blend", 'normalize = "zscore"\nweight_step = 0.1\n[[models]]\nname = "ease"\n'
+                                        'config = { l2 = 66.8335, tune_l2 = false }\n[[models]]\nname = "itemknn"\n'
+                                        'config = { k = 20, tune_k = false }\n[[models]]\nname = "lm-linear-dp"\n'
+                                        'config = { dim = 256, l2 = 20.0, clip = 2.0, bias = 2.0, item_weight = 4.0 }\n'),
 }
 
 
