@@ -136,3 +136,14 @@ def test_top_k_matches_a_stable_sort_with_ties():
         s = rng.integers(0, 4, size=(m, n)).astype(np.float64)
         s[rng.random((m, n)) < 0.3] = -np.inf
         np.testing.assert_array_equal(top_k_indices(s, k), np.argsort(-s, axis=1, kind="stable")[:, :k])
+
+
+def test_popularity_penalty_matches_its_closed_form():
+    train, _ = _split()
+    m = EASE(l2=2.0, pop_l2=0.5, tune_l2=False, progress=False).fit(train)
+    X = m.seen_.toarray().astype(np.float64)
+    G = X.T @ X
+    P = np.linalg.inv(G + np.diag(2.0 + 0.5 * np.diag(G)))
+    B = -P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    np.testing.assert_allclose(m.B_, B, rtol=0, atol=2e-5 * max(1.0, np.abs(B).max()))
