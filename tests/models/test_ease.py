@@ -63,9 +63,9 @@ def _peaked_search(monkeypatch, best_lam_units: float):
     seen = []
     real = ease_mod.ease_weights
 
-    def weights(G, lam, out=None):
+    def weights(G, lam, out=None, **kw):
         seen.append(lam)
-        return real(G, lam, out=out)
+        return real(G, lam, out=out, **kw)
 
     monkeypatch.setattr(ease_mod, "ease_weights", weights)
     box = {}
