@@ -115,14 +115,15 @@ def write_tables(log: Path) -> None:
              "Produced by `python bench/domains.py` (CLI only: train, recommend, evaluate per row; commands in "
              "domains.json). Wall seconds are on a shared, heavily loaded 2-core machine (load average in "
              "domains.json); peak RSS is the `longrec train` process.", "",
-             "| model | NDCG@10 | Recall@10 | fit s | fit peak RSS MB | total s | chosen on valid |", "|---|---|---|---|---|---|---|"]
+             "| model | NDCG@10 | Recall@10 | fit s | fit peak RSS MB | total s | load avg at end | chosen on valid |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
         fi = r.get("fit_info") or {}
         chosen = ", ".join(f"{k}={fi[k]}" for k in ("l2", "k", "weights") if k in fi)
         lines.append(f"| longrec {r['row']} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['fit_wall_s']} | "
-                     f"{r['fit_peak_rss_mb']} | {r['total_s']} | {chosen} |")
+                     f"{r['fit_peak_rss_mb']} | {r['total_s']} | {r['load_average'][0]:.1f} | {chosen} |")
     for k, v in PEERS.items():
-        lines.append(f"| peer: {k} | {v:.4f} | | | | | |")
+        lines.append(f"| peer: {k} | {v:.4f} | | | | | | |")
     first = next(iter(rows.values()))
     lines += ["", f"Commit {first['commit'][:10]}, {first['date'][:10]}. Per-row commands: domains.json."]
     (RESULTS / "domains.md").write_text("\n".join(lines) + "\n")
