@@ -48,6 +48,7 @@ def train(
 ) -> None:
     """Train a model on interaction files and save it to a directory."""
     from longrec.data.prepare import data_paths, reader_kwargs
+    from longrec.models._progress import console as fit_console  # models' progress lines print above the spinner
     from longrec.pipeline import train_from_files
 
     if data is not None:
@@ -61,7 +62,7 @@ def train(
     if data is not None and data_paths(data, "recommend")["repeat_consumption"]:
         duplicates = "keep-all"  # repeat purchases count
 
-    with console.status(f"training {model} ..."):
+    with fit_console.status(f"training {model} ..."):
         m = train_from_files(model, train=train, out=out, valid=valid, items=items, users=users,
                              config=config, seed=seed, dp_epsilon=dp_epsilon, workers=workers,
                              ray_address=ray_address, text_columns=text_columns,

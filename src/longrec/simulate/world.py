@@ -83,14 +83,9 @@ class World:
 
 # --------------------------------------------------------------------------- fitting
 def _ease_scores(X: sp.csr_matrix, lam: float) -> np.ndarray:
-    import scipy.linalg
+    from longrec.models.ease import solve_scores  # the one EASE solve (float32 Cholesky)
 
-    G = (X.T @ X).toarray().astype(np.float64)
-    G[np.diag_indices_from(G)] += lam
-    P = scipy.linalg.inv(G, overwrite_a=True, check_finite=False)
-    B = -P / np.diag(P)[None, :]
-    np.fill_diagonal(B, 0.0)
-    return np.asarray(X @ B)
+    return solve_scores(X, lam)
 
 
 def _randomized_svd(A: np.ndarray, rank: int, seed: int = 0, n_iter: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
