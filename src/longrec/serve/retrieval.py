@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from longrec.serve.settings import RetrievalSettings
+from longrec.topk import topk
 
 
 class VectorIndex:
@@ -69,15 +70,8 @@ class VectorIndex:
         if self._faiss is not None:
             scores, pos = self._faiss.search(q, kk)
             return pos.astype(np.int64), scores.astype(np.float32)
-        s = q @ self.vectors.T
-        if kk < s.shape[1]:
-            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-        else:
-            part = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
-        vals = np.take_along_axis(s, part, 1)
-        order = np.lexsort((part, -vals), axis=1)  # best first, ties -> lower position
-        top = np.take_along_axis(part, order, 1)
-        return top.astype(np.int64), np.take_along_axis(s, top, 1).astype(np.float32)
+        top, vals = topk(q @ self.vectors.T, kk)  # best first, ties -> lower position
+        return top.astype(np.int64), vals.astype(np.float32)
 
     def memory_bytes(self) -> int:
         """Approximate resident size: vectors plus the FAISS structure (serialised size)."""

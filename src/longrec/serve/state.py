@@ -17,6 +17,7 @@ import pandas as pd
 from longrec.errors import LongrecError, ModelError
 from longrec.serve.retrieval import VectorIndex
 from longrec.serve.settings import ServeSettings
+from longrec.topk import topk
 
 TITLE_COLUMNS = ("title", "movie_title", "book_title", "product_title", "product_name", "name", "item_name")
 
@@ -241,8 +242,8 @@ class ServingState:
         ids = np.array([uid], dtype=object)
         extra = (pd.DataFrame({"user_id": np.array([uid] * len(hist), dtype=object), "item_id": np.array(hist, dtype=object)})
                  if hist else _EMPTY)
-        uidx, hb = m._build_histories(ids, extra)
-        s = np.array(m._scores_with_fallback(uidx, hb)[0], dtype=np.float64)
+        _, uidx, hb = m.histories(ids, extra)
+        s = np.array(m.score_batch(uidx, hb)[0], dtype=np.float64)
         if candidates is not None:
             allowed = np.zeros(len(s), bool)
             c = m.vocab_.items.lookup(np.asarray(candidates, dtype=object))
@@ -250,13 +251,9 @@ class ServingState:
             s[~allowed] = -np.inf
         if exclude_seen and len(hb.indices):
             s[hb.indices] = -np.inf
-        kk = min(k, len(s))
-        top = np.argpartition(-s, kk - 1)[:kk] if kk < len(s) else np.arange(len(s))
-        thresh = s[top].min()
-        top = np.flatnonzero(s >= thresh)  # every item tied with the k-th, then sort stably
-        top = top[np.lexsort((top, -s[top]))][:kk]
-        top = top[np.isfinite(s[top])]
-        return list(zip(self.model_ids[top].tolist(), s[top].tolist()))
+        top, vals = topk(s, k)  # ties -> lower item index, as model.recommend
+        ok = np.isfinite(vals)
+        return list(zip(self.model_ids[top[ok]].tolist(), vals[ok].tolist()))
 
     def known_to_model(self, history: list) -> list:
         return [i for i, ok in zip(history, self.in_model(history)) if ok] if history else []

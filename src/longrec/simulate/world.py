@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from longrec.data.dataset import Dataset
 from longrec.errors import DataError
 from longrec.simulate.config import MetricSettings, WorldSettings
+from longrec.topk import topk
 
 
 @dataclass
@@ -249,9 +250,7 @@ def validate_world(split: dict, settings: WorldSettings) -> dict:
     S = S[users]
     sub = X[users]
     S[np.repeat(np.arange(len(users)), np.diff(sub.indptr)), sub.indices] = -np.inf
-    top = np.argpartition(-S, 10, axis=1)[:, :10]
-    order = np.argsort(-np.take_along_axis(S, top, 1), axis=1)
-    top = np.take_along_axis(top, order, 1)
+    top, _ = topk(S, 10)
     recs = pd.DataFrame({"user_id": np.repeat(vocab.users.ids[users], 10), "item_id": vocab.items.ids[top.ravel()],
                          "rank": np.tile(np.arange(1, 11), len(users))})
     res = evaluate(recs, test, ks=(10,))
