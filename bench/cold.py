@@ -21,11 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _provenance import provenance
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -128,10 +129,6 @@ def select_tfidf(s: dict, grid: list[dict], log: list) -> dict:
     return best
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent).stdout.strip()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -139,9 +136,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*", default=["book-crossing", "ml-100k"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     a = ap.parse_args()
-    out: dict = {"command": "LONGREC_DATA_DIR=/work/shared/datasets HF_HUB_OFFLINE=1 nice python bench/cold.py"
-                            + (" --quick" if a.quick else ""),
-                 "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": {}}
+    out: dict = {**provenance(), "results": {}}
     for ds in a.datasets:
         full = books_full() if ds == "book-crossing" else movies_full()
         seeds = [0] if ds == "book-crossing" else a.seeds

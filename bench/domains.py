@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _provenance import provenance
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PEERS = {"MostPopular": 0.0169, "ItemKNN cosine (k=20 from 10..100)": 0.0771,
@@ -70,7 +72,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src"), "HF_HUB_OFFLINE": "1"}
     cli = [sys.executable, "-m", "longrec.cli.main"]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    commit = provenance()["commit"]
     log = RESULTS / "domains_runs.jsonl"
     for name in args.rows.split(","):
         model, toml = ROWS[name]

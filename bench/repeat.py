@@ -18,11 +18,12 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _provenance import provenance
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,10 +113,6 @@ def tune(model_name: str, grid: dict, s: dict, out: Path) -> dict:
     return best
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent).stdout.strip()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -123,7 +120,7 @@ def main() -> None:
     ap.add_argument("--tune", default=None, help="model whose grid to search on valid (tifu-knn)")
     ap.add_argument("--grid", default=None, help="JSON grid overriding the built-in one")
     a = ap.parse_args()
-    started = {"commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    started = provenance()  # at the start: the code that ran
     s = natural_split(load_orders())
     print({k: (len(v), v["user_id"].nunique()) for k, v in s.items()}, "products in train:",
           s["train"]["item_id"].nunique(), flush=True)

@@ -16,21 +16,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from _provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = {"num_threads": 1, "max_len": 50, "batch_size": 128, "patience": 5, "progress": False}
 
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def one(split, workers: int, epochs: int, with_valid: bool, seed: int = 0) -> dict:
@@ -73,7 +66,7 @@ def main() -> None:
     q1, q2 = rows["quality"]
     summary = {"speedup": round(t2["windows_per_s"] / t1["windows_per_s"], 2),
                "ndcg_ratio": round(q2["test_ndcg@10"] / q1["test_ndcg@10"], 3)}
-    rec = {"command": "python " + " ".join(sys.argv), "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    rec = {**provenance(),
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "load_before": [round(x, 2) for x in load_before],
                        "load_after": [round(x, 2) for x in os.getloadavg()]},

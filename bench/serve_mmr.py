@@ -7,14 +7,14 @@ unit vectors, one BLAS thread (as served).
 
 from __future__ import annotations
 
-import datetime
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -54,9 +54,7 @@ def main() -> None:
             row[name] = round(float(np.median(ts)) * 1000, 2)
         rows.append(row)
         print(row, flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    out = {"command": "nice python bench/serve_mmr.py", "commit": commit,
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    out = {**provenance(),
            "machine": "shared 2-core machine, other jobs running; medians of 3 (k 1000: one run)", "rows": rows}
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "serve_mmr.json").write_text(json.dumps(out, indent=1) + "\n")

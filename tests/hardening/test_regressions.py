@@ -164,3 +164,29 @@ def test_library_save_never_replaces_user_data(ws):
     with pytest.raises(ModelError, match="not a longrec model"):
         m.save(ws / "notes")
     assert (ws / "notes" / "todo.txt").read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("bad", ["raises", "nan", "shape"])
+def test_load_trial_scoring_failure_is_one_clear_error(tmp_path, monkeypatch, bad):
+    """A model whose tensors pass every check but cannot score is refused at load with a
+    ModelError naming the file (not a NameError/ValueError traceback)."""
+    import numpy as np
+
+    from longrec.data.dataset import Dataset
+    from longrec.errors import ModelError
+    from longrec.models import Recommender
+    from longrec.models.ease import EASE
+    from tests.conftest import make_synthetic
+
+    inter, items = make_synthetic()
+    EASE(l2=10.0, tune_l2=False).fit(Dataset(inter, items=items)).save(tmp_path / "m")
+
+    def broken(self, users, hist):
+        if bad == "raises":
+            raise ValueError("boom")
+        n = hist.n_items
+        return np.full((len(users), n), np.nan, np.float32) if bad == "nan" else np.zeros((len(users), n + 1), np.float32)
+
+    monkeypatch.setattr(EASE, "_score", broken)
+    with pytest.raises(ModelError, match="model.safetensors|cannot score|NaN|shape"):
+        Recommender.load(tmp_path / "m")

@@ -110,11 +110,11 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
         allowed[:] = False
         allowed[cand[cand >= 0]] = True
     has_history = (uidx >= 0) | (hist.lengths() > 0)
-    qrows = [r for r, u in enumerate(ids) if u in queries or str(u) in {str(x) for x in queries}]
+    by_str = {str(u): t for u, t in queries.items()}  # ids match as the model matches them: by their text
+    qrows = [r for r, u in enumerate(ids) if str(u) in by_str]
     fused = S.copy()
     if qrows:
-        by_str = {str(u): t for u, t in queries.items()}
-        texts = [queries.get(ids[r], by_str.get(str(ids[r]))) for r in qrows]
+        texts = [by_str[str(ids[r])] for r in qrows]
         R = (query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T).astype(np.float64)
         fused[qrows] = fuse(S[qrows], R, allowed, query_weight, query_gate)
     fused[:, ~allowed] = -np.inf
