@@ -22,7 +22,7 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     s2 = s[None, :] if one else s
     if s2.ndim != 2:
         raise ValueError(f"topk needs a 1-D or 2-D array, got shape {s.shape}")
-    if np.isnan(s2).any() if s2.dtype.kind == "f" else False:
+    if s2.dtype.kind == "f" and np.isnan(s2).any():
         s2 = np.where(np.isnan(s2), -np.inf, s2)
     n = s2.shape[1]
     kk = max(0, min(int(k), n))
