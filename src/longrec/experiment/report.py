@@ -170,6 +170,7 @@ th{background:#f4f4f6}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .sig{color:#0a7a2f;font-weight:600}.muted{color:#888}.warn{color:#b36b00}
 code{background:#f4f4f6;padding:0 .25rem}
+img{max-width:100%;height:auto}
 h2{margin-top:2rem;border-bottom:2px solid #eee}
 """
 
