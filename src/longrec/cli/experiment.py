@@ -1,9 +1,10 @@
-"""`longrec experiment EXPERIMENT.toml --out DIR [--resume]`: run a declarative experiment
+"""`longrec experiment EXPERIMENT.toml --out DIR [--resume] [--ray] [--ray-address ADDRESS]`: run a declarative experiment
 (longrec.experiment) and print its leaderboard; the report is DIR/report.html."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,6 +15,10 @@ def experiment(
                              "an earlier experiment's)"),
     resume: bool = typer.Option(False, "--resume", help="reuse the finished (model, seed) runs in --out whose "
                                 "config and data are unchanged"),
+    ray: bool = typer.Option(False, "--ray", help="fit the (model, seed) runs as Ray tasks, one CPU each, on a local "
+                             "Ray runtime with this machine's CPUs (same results as without)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="address of an existing Ray cluster "
+                                              "(implies --ray)"),
 ) -> None:
     """Run every model of an experiment file on one dataset, test them against a baseline, write a report."""
     from longrec.cli._common import console
@@ -21,7 +26,8 @@ def experiment(
     from longrec.experiment.report import print_leaderboard
 
     cfg = load_experiment(config)
-    res = run_experiment(cfg, out, resume=resume, log=lambda s: console.print(s, highlight=False))
+    res = run_experiment(cfg, out, resume=resume, log=lambda s: console.print(s, highlight=False),
+                         use_ray=ray or ray_address is not None, ray_address=ray_address)
     from rich.console import Console
 
     print_leaderboard(res.leaderboard, cfg, Console())

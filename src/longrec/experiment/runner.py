@@ -215,21 +215,10 @@ def _fit(spec: ModelSpec, cfg: dict, data: ExperimentData, valid: bool = True):
     return model, time.perf_counter() - t0
 
 
-def _search(spec: ModelSpec, seed: int, data: ExperimentData, run_root: Path, resume: bool, fp: dict,
-            log) -> tuple[dict, list[dict]]:
-    """The grid combination with the best valid NDCG@10 (first wins ties)."""
+def _search_trials(spec: ModelSpec, seed: int, data: ExperimentData) -> list[dict]:
+    """Fit every grid combination on train and score it on valid (no files, no logging: a Ray task)."""
     from longrec.metrics.ranking import evaluate
 
-    if data.valid is None:
-        raise ConfigError(f"model {spec.key!r} has a `search` grid, which is tuned on valid; the data has no "
-                          "valid part. Add [data] valid (or drop `search`).")
-    key = _digest({"model": spec.name, "config": spec.config, "search": spec.search, "seed": seed, "data": fp})
-    path = run_root / "search.json"
-    if resume and path.is_file():
-        done = json.loads(path.read_text())
-        if done.get("key") == key:
-            log(f"[dim]{spec.key}: search reused ({len(done['trials'])} settings)[/]")
-            return done["best"], done["trials"]
     trials = []
     vusers = data.valid.interactions["user_id"].unique()
     for combo in spec.grid():
@@ -237,10 +226,44 @@ def _search(spec: ModelSpec, seed: int, data: ExperimentData, run_root: Path, re
         recs = m.recommend(users=vusers, k=10)
         score = evaluate(recs, data.valid.interactions, ks=(10,), metrics=["NDCG"])["NDCG@10"]
         trials.append({"params": combo, "valid_NDCG@10": float(score), "fit_seconds": round(secs, 2)})
-        log(f"  {spec.key} search {json.dumps(combo, default=str)}: valid NDCG@10 {score:.4f} ({secs:.1f} s)")
+    return trials
+
+
+def _search_key(spec: ModelSpec, seed: int, data: ExperimentData, fp: dict) -> str:
+    if data.valid is None:
+        raise ConfigError(f"model {spec.key!r} has a `search` grid, which is tuned on valid; the data has no "
+                          "valid part. Add [data] valid (or drop `search`).")
+    return _digest({"model": spec.name, "config": spec.config, "search": spec.search, "seed": seed, "data": fp})
+
+
+def _reuse_search(spec: ModelSpec, key: str, run_root: Path, resume: bool, log) -> tuple[dict, list[dict]] | None:
+    path = run_root / "search.json"
+    if resume and path.is_file():
+        done = json.loads(path.read_text())
+        if done.get("key") == key:
+            log(f"[dim]{spec.key}: search reused ({len(done['trials'])} settings)[/]")
+            return done["best"], done["trials"]
+    return None
+
+
+def _finish_search(spec: ModelSpec, key: str, trials: list[dict], run_root: Path, log) -> tuple[dict, list[dict]]:
+    """The grid combination with the best valid NDCG@10 (first wins ties), written to search.json."""
+    for t in trials:
+        log(f"  {spec.key} search {json.dumps(t['params'], default=str)}: valid NDCG@10 {t['valid_NDCG@10']:.4f} "
+            f"({t['fit_seconds']:.1f} s)")
     best = max(trials, key=lambda t: t["valid_NDCG@10"])["params"]  # max keeps the first of ties
-    _write_text(json.dumps(_jsonable({"key": key, "best": best, "trials": trials}), indent=2), path)
+    _write_text(json.dumps(_jsonable({"key": key, "best": best, "trials": trials}), indent=2), run_root / "search.json")
     return best, trials
+
+
+def _search(spec: ModelSpec, seed: int, data: ExperimentData, run_root: Path, resume: bool, fp: dict,
+            log) -> tuple[dict, list[dict]]:
+    """The grid combination with the best valid NDCG@10 (first wins ties)."""
+    key = _search_key(spec, seed, data, fp)
+    done = _reuse_search(spec, key, run_root, resume, log)
+    if done is not None:
+        return done
+    return _finish_search(spec, key, _search_trials(spec, seed, data), run_root, log)
 
 
 def _score_run(cfg: ExperimentConfig, recs: pd.DataFrame, data: ExperimentData, catalog, features,
@@ -294,8 +317,8 @@ class RunResult:
     info: dict
 
 
-def _run_one(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, data: ExperimentData, out: Path,
-             key: str, resume: bool, catalog, features, groups) -> RunResult:
+def _reuse_run(spec: ModelSpec, seed: int, out: Path, key: str, resume: bool) -> RunResult | None:
+    """The finished run in `out` when --resume and its key (config, data, metrics, ...) is unchanged."""
     d = out / "runs" / spec.key / f"seed{seed}"
     done = d / "run.json"
     if resume and done.is_file():
@@ -304,8 +327,12 @@ def _run_one(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, da
             fair = pd.read_parquet(d / "fairness.parquet") if (d / "fairness.parquet").is_file() else None
             return RunResult(spec.key, seed, True, info["fit_seconds"], pd.read_parquet(d / "metrics.parquet"),
                              pd.read_parquet(d / "per_user.parquet"), fair, info)
-    if d.exists():
-        shutil.rmtree(d)  # a stale or unfinished run of this experiment
+    return None
+
+
+def _compute_run(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, data: ExperimentData, catalog,
+                 features, groups) -> dict:
+    """Fit, recommend and score one (model, seed); writes nothing, so it can run as a Ray task."""
     model, secs = _fit(spec, {**spec.config, **params, "seed": seed}, data)
     kmax = cfg.output.recs_k or max(cfg.metrics.k)
     users = pd.unique(data.test["user_id"])
@@ -314,7 +341,6 @@ def _run_one(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, da
                            candidates=data.candidates)
     rng = np.random.default_rng([cfg.data.seed, seed])
     rows, pu = _score_run(cfg, recs, data, catalog, features, rng)
-    metrics = pd.DataFrame(rows)
     fair = None
     if groups is not None:
         from longrec.metrics.fairness import group_metrics
@@ -323,22 +349,172 @@ def _run_one(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, da
         fair = group_metrics(recs, data.test, groups, k=min(cfg.metrics.k), metrics=fm, n_boot=cfg.metrics.n_boot,
                              seed=cfg.data.seed + seed)
         fair.insert(0, "k", min(cfg.metrics.k))
+    return {"recs": recs, "metrics": pd.DataFrame(rows), "per_user": pu, "fairness": fair, "fit_seconds": secs,
+            "config": model.config.model_dump(mode="json"),
+            "fit_info": _jsonable(json.loads(json.dumps(getattr(model, "fit_info_", {}) or {}, default=str))),
+            "model": model if cfg.output.save_models else None}
+
+
+def _store_run(cfg: ExperimentConfig, spec: ModelSpec, seed: int, out: Path, key: str, c: dict) -> RunResult:
+    """Write a computed run into out/runs/<label>/seed<s>/ (run.json last: it marks the run finished)."""
+    d = out / "runs" / spec.key / f"seed{seed}"
+    done = d / "run.json"
+    if d.exists():
+        shutil.rmtree(d)  # a stale or unfinished run of this experiment
     d.mkdir(parents=True, exist_ok=True)
+    recs, metrics, pu, fair, secs = c["recs"], c["metrics"], c["per_user"], c["fairness"], c["fit_seconds"]
     _write_parquet(recs.assign(user_id=recs["user_id"].astype(str), item_id=recs["item_id"].astype(str)),
                    d / "recs.parquet")
     _write_parquet(metrics, d / "metrics.parquet")
     _write_parquet(pu, d / "per_user.parquet")
     if fair is not None:
         _write_parquet(fair, d / "fairness.parquet")
-    if cfg.output.save_models:
-        model.save(d / "model")
+    if cfg.output.save_models and c.get("model") is not None:
+        c["model"].save(d / "model")
     over = spec.max_seconds is not None and secs > spec.max_seconds
     info = {"key": key, "model": spec.name, "label": spec.key, "seed": seed, "fit_seconds": round(secs, 3),
-            "over_budget": bool(over), "config": model.config.model_dump(mode="json"),
-            "fit_info": _jsonable(json.loads(json.dumps(getattr(model, "fit_info_", {}) or {}, default=str))),
+            "over_budget": bool(over), "config": c["config"], "fit_info": c["fit_info"],
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_text(json.dumps(info, indent=2, default=str), done)
     return RunResult(spec.key, seed, False, secs, metrics, pu, fair, info)
+
+
+def _run_one(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, data: ExperimentData, out: Path,
+             key: str, resume: bool, catalog, features, groups) -> RunResult:
+    r = _reuse_run(spec, seed, out, key, resume)
+    if r is not None:
+        return r
+    return _store_run(cfg, spec, seed, out, key, _compute_run(cfg, spec, params, seed, data, catalog, features, groups))
+
+
+# --------------------------------------------------------------------------- scheduling
+def _run_key(cfg: ExperimentConfig, spec: ModelSpec, params: dict, seed: int, fp: dict) -> str:
+    """What a finished run depends on: --resume reuses it only while this is unchanged."""
+    return _digest({"model": spec.name, "config": {**spec.config, **params}, "seed": seed, "data": fp,
+                    "metrics": cfg.metrics.model_dump(mode="json"), "max_seconds": spec.max_seconds,
+                    "data_seed": cfg.data.seed, "recs_k": cfg.output.recs_k,
+                    "save_models": cfg.output.save_models, "longrec": _versions().get("longrec")})
+
+
+def _run_failed(e: LongrecError, spec: ModelSpec, seed: int | None, n_done: int) -> LongrecError:
+    done = f"; the {n_done} finished run(s) are kept: fix it and rerun with --resume" if n_done else ""
+    where = f" (seed {seed})" if seed is not None else " (search on valid)"
+    return type(e)(f"model {spec.key!r}{where}: {e}{done}")
+
+
+def _log_run(cfg: ExperimentConfig, r: RunResult, i: int, n_runs: int, log, where: str = "") -> None:
+    m = r.metrics
+    head = m[(m["metric"] + "@" + m["k"].astype(str)) == cfg.stats.metric]["value"]
+    how = "reused" if r.reused else f"fit {r.fit_seconds:.1f} s{where}"
+    flag = " [yellow](over max_seconds)[/]" if r.info.get("over_budget") else ""
+    log(f"[{i}/{n_runs}] {r.label} seed {r.seed}: {how}, {cfg.stats.metric} "
+        f"{float(head.iloc[0]) if len(head) else float('nan'):.4f}{flag}")
+
+
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_on_ray(cfg: ExperimentConfig, data: ExperimentData, out: Path, resume: bool, fp: dict, catalog, features,
+                groups, address: str | None, log) -> tuple[list[RunResult], dict, dict]:
+    """Every (model, seed) fit, and every valid search, as a Ray task of one CPU. Runs of a model with a
+    search start when its search is done; the others start at once. The tasks only compute (no
+    files); this process writes each run as it arrives, so the outputs are a local run's."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs the `ray` package: pip install 'ray>=2.9' (or longrec[sim]), or run "
+                          "without --ray.") from None
+    started = False
+    if not ray.is_initialized():
+        kw = {"address": address} if address else {"num_cpus": _cpu_count(), "include_dashboard": False}
+        try:
+            ray.init(logging_level="ERROR", log_to_driver=False, configure_logging=False, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"could not start or join Ray{f' at {address!r}' if address else ''}: {e}") from None
+        started = True
+    running: dict = {}
+    searching: dict = {}
+    try:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        jobs = [(spec, seed) for spec in cfg.models for seed in cfg.seeds_of(spec)]
+        log(f"ray: {len(jobs)} run(s) as tasks of 1 CPU on {cpus:g} CPU(s)"
+            + (f" at {address}" if address else " (local)"))
+        data_ref = ray.put(data)
+        search_task = ray.remote(num_cpus=1, max_retries=0)(_search_trials)
+        run_task = ray.remote(num_cpus=1, max_retries=0)(_compute_run)
+        results: list[RunResult | None] = [None] * len(jobs)
+        params_of: dict = {}
+        searches: dict = {}
+        n_done = 0
+
+        def submit(spec: ModelSpec, params: dict) -> None:
+            nonlocal n_done
+            params_of[spec.key] = params
+            for idx, (sp, seed) in enumerate(jobs):
+                if sp is not spec:
+                    continue
+                key = _run_key(cfg, spec, params, seed, fp)
+                r = _reuse_run(spec, seed, out, key, resume)
+                if r is not None:
+                    results[idx] = r
+                    n_done += 1
+                    _log_run(cfg, r, n_done, len(jobs), log)
+                else:
+                    ref = run_task.remote(cfg, spec, params, seed, data_ref, catalog, features, groups)
+                    running[ref] = (idx, key)
+
+        for spec in cfg.models:
+            if not spec.search:
+                submit(spec, {})
+                continue
+            seed = cfg.seeds_of(spec)[0]
+            key = _search_key(spec, seed, data, fp)
+            done = _reuse_search(spec, key, out / "runs" / spec.key, resume, log)
+            if done is not None:
+                searches[spec.key] = {"best": done[0], "trials": done[1]}
+                submit(spec, done[0])
+            else:
+                searching[search_task.remote(spec, seed, data_ref)] = (spec, key)
+        while searching or running:
+            ready, _ = ray.wait(list(searching) + list(running), num_returns=1)
+            ref = ready[0]
+            if ref in searching:
+                spec, key = searching.pop(ref)
+                try:
+                    trials = ray.get(ref)
+                except Exception as e:  # a RayTaskError wraps the task's exception
+                    cause = getattr(e, "cause", None) or e
+                    if isinstance(cause, LongrecError):
+                        raise _run_failed(cause, spec, None, n_done) from None
+                    raise
+                best, trials = _finish_search(spec, key, trials, out / "runs" / spec.key, log)
+                searches[spec.key] = {"best": best, "trials": trials}
+                submit(spec, best)
+                continue
+            idx, key = running.pop(ref)
+            spec, seed = jobs[idx]
+            try:
+                computed = ray.get(ref)
+            except Exception as e:
+                cause = getattr(e, "cause", None) or e
+                if isinstance(cause, LongrecError):
+                    raise _run_failed(cause, spec, seed, n_done) from None
+                raise
+            results[idx] = _store_run(cfg, spec, seed, out, key, computed)
+            n_done += 1
+            _log_run(cfg, results[idx], n_done, len(jobs), log, where=" (ray)")
+        return [r for r in results if r is not None], params_of, searches
+    finally:
+        for ref in [*running, *searching]:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
 
 
 # --------------------------------------------------------------------------- provenance
@@ -381,8 +557,13 @@ class ExperimentResult:
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False, log=None,
-                   source_text: str | None = None) -> ExperimentResult:
-    """Run `cfg` into folder `out` (see the module docstring); `log(str)` receives progress lines."""
+                   source_text: str | None = None, use_ray: bool = False,
+                   ray_address: str | None = None) -> ExperimentResult:
+    """Run `cfg` into folder `out` (see the module docstring); `log(str)` receives progress lines.
+
+    use_ray: fit the (model, seed) runs (and the valid searches) as Ray tasks, one CPU each, on a
+    local Ray runtime sized to this machine's CPUs, or on the cluster at `ray_address`. The
+    outputs are written by this process, so they are those of a local run."""
     from longrec.experiment.report import leaderboard, write_report
     from longrec.experiment.stats import compare_to_baseline
 
@@ -392,6 +573,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         prepare_out(out, resume)  # refuses before the data is read
     t_start = time.perf_counter()
+    commit = _git_commit()  # the code that runs: the working tree may change while a long experiment runs
     data = load_data(cfg.data)
     _check_fairness(cfg, data)
     prepare_out(out, resume)
@@ -407,36 +589,35 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
     log(f"data: {len(data.train):,} train / {len(data.valid) if data.valid is not None else 0:,} valid / "
         f"{len(data.test):,} test interactions; {n_runs} run(s)")
     runs: list[RunResult] = []
-    resolved: dict = {}
     searches: dict = {}
+    params_of: dict = {}
     i = 0
-    for spec in cfg.models:
-        seeds = cfg.seeds_of(spec)
-        params: dict = {}
-        if spec.search:
-            params, trials = _search(spec, seeds[0], data, out / "runs" / spec.key, resume, fp, log)
-            searches[spec.key] = {"best": params, "trials": trials}
-        for seed in seeds:
-            i += 1
-            key = _digest({"model": spec.name, "config": {**spec.config, **params}, "seed": seed, "data": fp,
-                           "metrics": cfg.metrics.model_dump(mode="json"), "max_seconds": spec.max_seconds,
-                           "data_seed": cfg.data.seed, "recs_k": cfg.output.recs_k,
-                           "save_models": cfg.output.save_models, "longrec": _versions().get("longrec")})
-            try:
-                r = _run_one(cfg, spec, params, seed, data, out, key, resume, catalog, features, groups)
-            except LongrecError as e:
-                done = f"; the {len(runs)} finished run(s) are kept: fix it and rerun with --resume" if runs else ""
-                raise type(e)(f"model {spec.key!r} (seed {seed}): {e}{done}") from e
-            runs.append(r)
-            m = r.metrics
-            head = m[(m["metric"] + "@" + m["k"].astype(str)) == cfg.stats.metric]["value"]
-            how = "reused" if r.reused else f"fit {r.fit_seconds:.1f} s"
-            flag = " [yellow](over max_seconds)[/]" if r.info.get("over_budget") else ""
-            log(f"[{i}/{n_runs}] {spec.key} seed {seed}: {how}, {cfg.stats.metric} "
-                f"{float(head.iloc[0]) if len(head) else float('nan'):.4f}{flag}")
-            resolved.setdefault(spec.key, {"model": spec.name, "config": r.info["config"], "seeds": seeds,
-                                           "search_best": params or None,
-                                           "fit_info": _short(r.info.get("fit_info") or {})})
+    if use_ray:
+        runs, params_of, searches = _run_on_ray(cfg, data, out, resume, fp, catalog, features, groups, ray_address,
+                                                log)
+    else:
+        for spec in cfg.models:
+            seeds = cfg.seeds_of(spec)
+            params: dict = {}
+            if spec.search:
+                params, trials = _search(spec, seeds[0], data, out / "runs" / spec.key, resume, fp, log)
+                searches[spec.key] = {"best": params, "trials": trials}
+            params_of[spec.key] = params
+            for seed in seeds:
+                i += 1
+                key = _run_key(cfg, spec, params, seed, fp)
+                try:
+                    r = _run_one(cfg, spec, params, seed, data, out, key, resume, catalog, features, groups)
+                except LongrecError as e:
+                    raise _run_failed(e, spec, seed, len(runs)) from e
+                runs.append(r)
+                _log_run(cfg, r, i, n_runs, log)
+    resolved: dict = {}
+    for r in runs:  # in the order of the experiment file, whichever finished first
+        spec = next(m for m in cfg.models if m.key == r.label)
+        resolved.setdefault(spec.key, {"model": spec.name, "config": r.info["config"], "seeds": cfg.seeds_of(spec),
+                                       "search_best": params_of.get(spec.key) or None,
+                                       "fit_info": _short(r.info.get("fit_info") or {})})
     # ------------------------------------------------------------------ aggregate
     name_of = {m.key: m.name for m in cfg.models}
     res_frames, pu_frames, fair_frames = [], [], []
@@ -469,10 +650,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, resume: bool = False,
         "data": {"source": data.source, "fingerprints": fp, "n_train": len(data.train),
                  "n_valid": len(data.valid) if data.valid is not None else 0, "n_test": len(data.test)},
         "versions": _versions(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "command": " ".join(sys.argv),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "wall_seconds": round(time.perf_counter() - t_start, 2),
+        "executor": ("ray " + (ray_address or "local")) if use_ray else "local",
         "runs": [{"label": r.label, "seed": r.seed, "fit_seconds": round(float(r.fit_seconds), 3),
                   "reused": r.reused, "over_budget": bool(r.info.get("over_budget", False))} for r in runs],
     }
