@@ -420,6 +420,20 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse a HOST:PORT that nothing answers on (ray.init would wait for it for minutes)."""
+    import socket
+
+    if "://" in address or address == "auto" or ":" not in address:
+        return  # ray://, auto and the like: Ray's own checks
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--ray-address {address}: no Ray cluster answers there ({e}). Start one with "
+                          "`ray start --head` and give the address it prints, or use --ray for a local one.") from None
+
+
 def _run_on_ray(cfg: ExperimentConfig, data: ExperimentData, out: Path, resume: bool, fp: dict, catalog, features,
                 groups, address: str | None, log) -> tuple[list[RunResult], dict, dict]:
     """Every (model, seed) fit, and every valid search, as a Ray task of one CPU. Runs of a model with a
@@ -432,6 +446,8 @@ def _run_on_ray(cfg: ExperimentConfig, data: ExperimentData, out: Path, resume: 
                           "without --ray.") from None
     started = False
     if not ray.is_initialized():
+        if address:
+            _check_reachable(address)
         kw = {"address": address} if address else {"num_cpus": _cpu_count(), "include_dashboard": False}
         try:
             ray.init(logging_level="ERROR", log_to_driver=False, configure_logging=False, **kw)
