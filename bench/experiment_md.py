@@ -34,7 +34,6 @@ def main() -> None:
     ap.add_argument("--log", type=Path, required=True)
     ap.add_argument("--load", type=Path)
     ap.add_argument("--md", type=Path, required=True)
-    ap.add_argument("--note", default="")
     a = ap.parse_args()
     lock = tomllib.loads((a.out / "experiment.lock.toml").read_text())
     res = pd.read_parquet(a.out / "results.parquet")
@@ -83,8 +82,6 @@ def main() -> None:
            + f"the lock records `{lock.get('git_commit')}`, finished {lock.get('created_at')}; "
            f"{lock['data']['n_train']:,} train / {lock['data']['n_valid']:,} valid / {lock['data']['n_test']:,} test "
            f"interactions; {int(res['n_users'].iloc[0]):,} test users.", ""]
-    if a.note:
-        out += [a.note, ""]
     if end:
         wall = int(end.group(3))
         load_txt = (f"; load average (1 min) sampled every 30 s while it ran: median {np.median(loads):.1f}, "
