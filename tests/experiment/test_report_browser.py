@@ -65,6 +65,8 @@ def test_report_renders_in_chromium(tmp_path):
             # the embedded plots decoded (a broken data: URI has naturalWidth 0)
             widths = page.locator("img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
             assert widths and min(widths) > 100
+            # nothing wider than the window: wide tables scroll inside the page instead
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1200
             page.screenshot(path=str(shot), full_page=True)
             assert external == []  # self-contained: nothing fetched from the network
         finally:

@@ -164,8 +164,8 @@ def _fair_plot(fair: pd.DataFrame, metric: str) -> str | None:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
 line-height:1.4;padding:0 1rem}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem;display:block;max-width:100%;overflow-x:auto}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .45rem;text-align:left}
 th{background:#f4f4f6}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .sig{color:#0a7a2f;font-weight:600}.muted{color:#888}.warn{color:#b36b00}
