@@ -1,6 +1,6 @@
 """Write a `longrec experiment` run's leaderboard and wall time as Markdown for bench/results/.
 
-    python bench/experiment_md.py OUT_DIR --config EXPERIMENT.toml --log RUN.log [--load LOAD.log] --md bench/results/X.md
+    python bench/experiment_md.py OUT_DIR --config EXPERIMENT.toml --log RUN.log [--load LOAD.log] --md X.md
 
 OUT_DIR is the experiment's --out folder (results.parquet, stats.parquet, experiment.lock.toml);
 RUN.log holds the run's console output between a `start ... load: ...` line and an

@@ -1,5 +1,5 @@
-"""`longrec experiment EXPERIMENT.toml --out DIR [--resume] [--ray] [--ray-address ADDRESS]`: run a declarative experiment
-(longrec.experiment) and print its leaderboard; the report is DIR/report.html."""
+"""`longrec experiment EXPERIMENT.toml --out DIR [--resume] [--ray] [--ray-address ADDRESS]`: run a
+declarative experiment (longrec.experiment) and print its leaderboard; the report is DIR/report.html."""
 
 from __future__ import annotations
 

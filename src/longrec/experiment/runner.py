@@ -215,8 +215,8 @@ def _fit(spec: ModelSpec, cfg: dict, data: ExperimentData, valid: bool = True):
     return model, time.perf_counter() - t0
 
 
-def _search_trials(spec: ModelSpec, seed: int, data: ExperimentData) -> list[dict]:
-    """Fit every grid combination on train and score it on valid (no files, no logging: a Ray task)."""
+def _search_trials(spec: ModelSpec, seed: int, data: ExperimentData, log=None) -> list[dict]:
+    """Fit every grid combination on train and score it on valid (no files: it can run as a Ray task)."""
     from longrec.metrics.ranking import evaluate
 
     trials = []
@@ -226,7 +226,14 @@ def _search_trials(spec: ModelSpec, seed: int, data: ExperimentData) -> list[dic
         recs = m.recommend(users=vusers, k=10)
         score = evaluate(recs, data.valid.interactions, ks=(10,), metrics=["NDCG"])["NDCG@10"]
         trials.append({"params": combo, "valid_NDCG@10": float(score), "fit_seconds": round(secs, 2)})
+        if log is not None:
+            log(_trial_line(spec, trials[-1]))
     return trials
+
+
+def _trial_line(spec: ModelSpec, t: dict) -> str:
+    return (f"  {spec.key} search {json.dumps(t['params'], default=str)}: valid NDCG@10 {t['valid_NDCG@10']:.4f} "
+            f"({t['fit_seconds']:.1f} s)")
 
 
 def _search_key(spec: ModelSpec, seed: int, data: ExperimentData, fp: dict) -> str:
@@ -246,11 +253,12 @@ def _reuse_search(spec: ModelSpec, key: str, run_root: Path, resume: bool, log) 
     return None
 
 
-def _finish_search(spec: ModelSpec, key: str, trials: list[dict], run_root: Path, log) -> tuple[dict, list[dict]]:
-    """The grid combination with the best valid NDCG@10 (first wins ties), written to search.json."""
-    for t in trials:
-        log(f"  {spec.key} search {json.dumps(t['params'], default=str)}: valid NDCG@10 {t['valid_NDCG@10']:.4f} "
-            f"({t['fit_seconds']:.1f} s)")
+def _finish_search(spec: ModelSpec, key: str, trials: list[dict], run_root: Path,
+                   log=None) -> tuple[dict, list[dict]]:
+    """The grid combination with the best valid NDCG@10 (first wins ties), written to search.json;
+    `log` receives the trials (when they were not logged as they ran)."""
+    for t in trials if log is not None else ():
+        log(_trial_line(spec, t))
     best = max(trials, key=lambda t: t["valid_NDCG@10"])["params"]  # max keeps the first of ties
     _write_text(json.dumps(_jsonable({"key": key, "best": best, "trials": trials}), indent=2), run_root / "search.json")
     return best, trials
@@ -263,7 +271,7 @@ def _search(spec: ModelSpec, seed: int, data: ExperimentData, run_root: Path, re
     done = _reuse_search(spec, key, run_root, resume, log)
     if done is not None:
         return done
-    return _finish_search(spec, key, _search_trials(spec, seed, data), run_root, log)
+    return _finish_search(spec, key, _search_trials(spec, seed, data, log), run_root)
 
 
 def _score_run(cfg: ExperimentConfig, recs: pd.DataFrame, data: ExperimentData, catalog, features,
@@ -436,6 +444,17 @@ def _check_reachable(address: str) -> None:
 
 def _run_on_ray(cfg: ExperimentConfig, data: ExperimentData, out: Path, resume: bool, fp: dict, catalog, features,
                 groups, address: str | None, log) -> tuple[list[RunResult], dict, dict]:
+    import warnings
+
+    with warnings.catch_warnings():
+        # Ray's own start-up and shutdown noise (its /dev/null handles and subprocesses, a GPU tip)
+        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
+        return _ray_runs(cfg, data, out, resume, fp, catalog, features, groups, address, log)
+
+
+def _ray_runs(cfg: ExperimentConfig, data: ExperimentData, out: Path, resume: bool, fp: dict, catalog, features,
+              groups, address: str | None, log) -> tuple[list[RunResult], dict, dict]:
     """Every (model, seed) fit, and every valid search, as a Ray task of one CPU. Runs of a model with a
     search start when its search is done; the others start at once. The tasks only compute (no
     files); this process writes each run as it arrives, so the outputs are a local run's."""
