@@ -41,10 +41,50 @@ def train_model(out: Path, data_dir: str) -> Path:
     return out
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (Linux /proc), to measure cost independent of contention."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU time of a process and its live children (Linux /proc): the server's
+    cost independent of contention (with --workers N, the supervisor plus its N workers)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_ready(url: str, proc, log: Path, timeout: float = 300) -> float:
+    """Seconds until GET /ready answers 200 (exits if the server dies or never gets ready)."""
+    import httpx
+
+    t0 = time.time()
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return round(time.time() - t0, 1)
+        except httpx.HTTPError:
+            pass
+        if time.time() - t0 > timeout:
+            proc.kill()
+            sys.exit(f"server not ready after {timeout:.0f} s")
+        time.sleep(0.3)
 
 
 def server_cpu_per_request(url: str, pid: int, users: list, n: int = 400) -> dict:
