@@ -119,7 +119,7 @@ def main() -> None:
             spy = None
             if a.py_spy:
                 raw = work / f"{name}.txt"
-                spy = subprocess.Popen([a.py_spy_bin, "record", "--format", "raw", "--rate", "500", "--nonblocking", "--subprocesses",
+                spy = subprocess.Popen([a.py_spy_bin, "record", "--format", "raw", "--rate", "500", "--nonblocking", "--gil", "--subprocesses",
                                         "-o", str(raw), "--pid", str(proc.pid)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
