@@ -414,7 +414,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         "Recommendations from a saved longrec model, with a durable event store and new items without retraining."))
     app.state.service = svc
     app.state.metrics = metrics
-    fast = FastPath(s.max_k, s.max_k_costly) if s.fast_path else None
+    fast = FastPath(s.max_k, s.max_k_costly) if s.fast_path and _has_orjson() else None
     if fast is not None:  # added first: it runs inside ServeMiddleware (limits, metrics, admission)
         app.add_middleware(FastPathMiddleware, fast=fast)
     app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
@@ -762,6 +762,14 @@ def _jsonable(v):
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+def _has_orjson() -> bool:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:  # the serve extra brings it; without it every request takes the full path
+        return False
+    return True
 
 
 def _version() -> str:
