@@ -88,7 +88,28 @@ def app_from_env():
     from longrec.serve.settings import ServeSettings
 
     cfg = json.loads(os.environ[APP_ENV])
+    _die_with_parent()
     return create_app(cfg["model_dir"], db_url=cfg["db_url"], settings=ServeSettings(**cfg["settings"]))
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker ends with its supervisor, even one killed with SIGKILL (no orphan keeps
+    the port or the model's memory); elsewhere a no-op."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        parent = os.getppid()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the supervisor died before the call
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def __getattr__(name: str):
