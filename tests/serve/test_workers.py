@@ -9,19 +9,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
-from tests.serve.conftest import AUTH, KEY, free_port, save_model
+from tests.serve.conftest import AUTH, KEY, free_port, pg_url, save_model
 
 httpx = pytest.importorskip("httpx")
 
 
-def _start(model, db, port, *extra):
+def _start(model, db, port, *extra, url=None):
     env = {**os.environ, "LONGREC_API_KEY": KEY, "LONGREC_SERVE_ENCODER": "hash"}
     log = open(db.with_suffix(".log"), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "longrec.serve", "--model", str(model), "--db", f"sqlite:///{db}",
-                             "--port", str(port), *extra], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "longrec.serve", "--model", str(model), "--db",
+                             url or f"sqlite:///{db}", "--port", str(port), *extra], env=env, stdout=log, stderr=log)
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -59,14 +60,18 @@ def _wait(pred, seconds: float = 30.0) -> bool:
     return False
 
 
-def test_two_workers_share_writes_and_shed_load(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_workers_share_writes_and_shed_load(tmp_path, backend):
+    if backend == "postgresql" and not pg_url():
+        pytest.skip("set LONGREC_TEST_PG_URL (scripts/start_postgres.sh prints one) to test PostgreSQL")
     roots = tmp_path / "models"
     m1 = save_model(roots / "m1")
     m2 = save_model(roots / "m2", seed=1)
     db = tmp_path / "events.sqlite"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start(m1, db, port, "--workers", "2", "--max-in-flight", "2")
+    proc = _start(m1, db, port, "--workers", "2", "--max-in-flight", "2",
+                  url=pg_url() if backend == "postgresql" else None)
     clients = {}
     try:
         clients = _pinned_clients(url, 2)
@@ -80,15 +85,17 @@ def test_two_workers_share_writes_and_shed_load(tmp_path):
 
         # an event recorded through worker A is history through worker B at once
         n0, top = used(b, 1)
-        r = a.post("/events", json={"events": [{"event_id": "w1", "user_id": 1, "item_id": top[0]}]}, headers=AUTH)
-        assert r.json() == {"stored": 1, "duplicates": 0}
+        event = {"event_id": f"w-{uuid.uuid4().hex}", "user_id": 1, "item_id": top[0]}
+        assert a.post("/events", json={"events": [event]}, headers=AUTH).json() == {"stored": 1, "duplicates": 0}
         n1, after = used(b, 1)
         assert n1 == n0 + 1 and top[0] not in after
 
         # an erasure through A: B stops using the user's training record before its next answer
-        assert used(b, 2)[0] > 0
-        assert a.delete("/users/2", headers=AUTH).status_code == 200
-        assert used(b, 2)[0] == 0
+        # (on SQLite only: the PostgreSQL test database is shared, and erasures are permanent)
+        if backend == "sqlite":
+            assert used(b, 2)[0] > 0
+            assert a.delete("/users/2", headers=AUTH).status_code == 200
+            assert used(b, 2)[0] == 0
 
         # a reload through A reaches B (loaded in B's background; B keeps serving meanwhile)
         r = a.post("/admin/reload", json={"model_dir": str(m2)}, headers=AUTH)

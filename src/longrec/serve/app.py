@@ -254,8 +254,13 @@ class Service:
         self.reloads = 0
         # what this process has applied of the store's change counters (see `sync`)
         self._sync_lock = threading.Lock()
+        # reloads are shared by the workers started with the same --model (not by other
+        # services that happen to use the same database)
+        import hashlib
+
+        self._model_key = "model:" + hashlib.sha1(str(Path(model_dir).resolve()).encode()).hexdigest()[:20]
         self._seen = self.store.generations()
-        self._model_gen = self._seen.get("model", (0, None))[0]
+        self._model_gen = self._seen.get(self._model_key, (0, None))[0]
         self._catching_up = False
 
     def sync(self) -> None:
@@ -270,7 +275,8 @@ class Service:
             old, self._seen = self._seen, {**self._seen, **g}
             if g.get("erasures") != old.get("erasures"):
                 self.erased = self.store.erased_users()
-            if (g.get("model") != old.get("model") or g.get("items") != old.get("items")) and not self._catching_up:
+            changed = g.get(self._model_key) != old.get(self._model_key) or g.get("items") != old.get("items")
+            if changed and not self._catching_up:
                 self._catching_up = True
                 threading.Thread(target=self._catch_up, name="longrec-sync", daemon=True).start()
 
@@ -278,7 +284,7 @@ class Service:
         try:
             while True:
                 with self._sync_lock:
-                    model = self._seen.get("model", (0, None))
+                    model = self._seen.get(self._model_key, (0, None))
                     items = self._seen.get("items")
                 if model[0] != self._model_gen and model[1]:
                     self.reload(Path(model[1]), check_roots=False, publish=False)
@@ -287,7 +293,7 @@ class Service:
                     with self._lock:
                         self.state.overlay = self._stored_overlay(self.state)
                 with self._sync_lock:
-                    if self._seen.get("model", (0, None)) == model and self._seen.get("items") == items:
+                    if self._seen.get(self._model_key, (0, None)) == model and self._seen.get("items") == items:
                         self._catching_up = False
                         return
         except Exception as e:  # keep serving the current state; the next change retries
@@ -346,9 +352,9 @@ class Service:
             self.reloads += 1
             if publish:
                 before = self.store.generations()
-                self.store.bump("model", str(Path(model_dir).resolve()))
-                self._mark("model", before)
-                self._model_gen = self._seen.get("model", (0, None))[0]
+                self.store.bump(self._model_key, str(Path(model_dir).resolve()))
+                self._mark(self._model_key, before)
+                self._model_gen = self._seen.get(self._model_key, (0, None))[0]
             return new
 
     def add_items(self, items: list[dict]) -> tuple[int, int, float]:

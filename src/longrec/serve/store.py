@@ -99,8 +99,8 @@ class EventStore:
             sa.Column("n_events", sa.Integer, nullable=False),
         )
         #: change counters ("generations") that every worker of a multi-process server reads on
-        #: each request: `erasures`, `items` (POST /items) and `model` (/admin/reload, whose
-        #: `text` is the model directory now served)
+        #: each request: `erasures`, `items` (POST /items) and `model:<hash of --model>`
+        #: (/admin/reload; `text` is the model directory now served)
         self.generations_table = sa.Table(
             "longrec_generations", md,
             sa.Column("name", sa.String(32), primary_key=True),
