@@ -132,6 +132,18 @@ def test_two_workers_share_writes_and_shed_load(tmp_path, backend):
                 break
         assert set(codes) <= {200, 503} and 200 in codes and 503 in codes, codes
         assert all(h == "1" for c, h in zip(codes, retry) if c == 503)
+        # clients that pipeline requests and hang up leave no count behind: the bound frees up
+        import socket
+
+        body = b'{"user_id": 3, "k": 5}'
+        req = (b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        for _ in range(10):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(req * 5)
+        time.sleep(0.5)
+        assert [httpx.post(url + "/recommend", json={"user_id": 3}, timeout=30).status_code
+                for _ in range(20)] == [200] * 20
     finally:
         for c in clients.values():
             c.close()
@@ -140,3 +152,26 @@ def test_two_workers_share_writes_and_shed_load(tmp_path, backend):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_writes_reach_another_app_on_the_same_store(make_client, tmp_path):
+    """Two apps on one SQLite file stand for two workers (in-process: fast)."""
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = make_client(db_url=db), make_client(db_url=db)
+    # added items: B loads them in the background
+    item = {"items": [{"item_id": 700, "title": "A new even thing", "genre": "Even"}]}
+    assert a.post("/items", json=item, headers=AUTH).json()["added"] == 1
+    assert a.get("/ready").json()["new_items"] == 1
+    assert _wait(lambda: b.get("/ready").json()["new_items"] == 1)
+    assert b.get("/items/700/similar?k=3").status_code == 200
+    # an erasure by another process (as `longrec forget` does): applied before B's next answer
+    from longrec.serve.store import EventStore
+
+    assert b.post("/recommend", json={"user_id": 5, "k": 3}).json()["history_used"] > 0
+    other = EventStore(db)
+    other.forget_user(5, "cli:test")
+    other.close()
+    assert b.post("/recommend", json={"user_id": 5, "k": 3}).json()["history_used"] == 0
+    assert a.post("/recommend", json={"user_id": 5, "k": 3}).json()["history_used"] == 0
+    # A's own writes do not make A reload anything
+    assert a.app.state.service._catching_up is False and a.app.state.service.reloads == 0

@@ -50,11 +50,15 @@ def limited_protocol(max_header_bytes: int):
         def on_headers_complete(self) -> None:
             self._in_head = False
             super().on_headers_complete()
-            cycle = self.cycle
-            if cycle is not None and cycle.scope is self.scope and "longrec.counted" not in self.scope:
-                # in flight from now on, even while it waits for the event loop (admission control)
-                self.scope["longrec.counted"] = True
+
+        def _start_asgi_task(self, cycle, app) -> None:
+            # in flight from now on, even while its task waits for the event loop (admission
+            # control; the app's middleware un-counts it when it ends). Pipelined requests count
+            # once started, so a client closing on queued ones leaves no count behind.
+            if app is self.app and cycle.scope.get("type") == "http" and "longrec.counted" not in cycle.scope:
+                cycle.scope["longrec.counted"] = True
                 Admission.in_flight += 1
+            super()._start_asgi_task(cycle, app)
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
