@@ -43,7 +43,16 @@ def serve(
     settings = ServeSettings(model_roots=[str(r) for r in model_root] or None, max_in_flight=max_in_flight)
     n = workers or _cores()
     if n > 1:
+        import gc
+
         from longrec.serve.server import run_workers
+
+        # built once here so that a model or store that cannot be served is refused with one
+        # message (exit 2), not by every worker in a restart loop
+        app = create_app(model, db_url=db, settings=settings)
+        app.state.service.store.close()
+        del app
+        gc.collect()
 
         Console(stderr=True).print(f"[green]serving[/] {model} on http://{host}:{port} with {n} workers  "
                                    "(API docs: /docs)", highlight=False)
