@@ -164,6 +164,15 @@ def test_writes_reach_another_app_on_the_same_store(make_client, tmp_path):
     assert a.get("/ready").json()["new_items"] == 1
     assert _wait(lambda: b.get("/ready").json()["new_items"] == 1)
     assert b.get("/items/700/similar?k=3").status_code == 200
+    # later items: B embeds only what is new since its last read (and what a margin re-reads)
+    calls = []
+    enc = b.app.state.service.encoder
+    real = enc.encode
+    enc.encode = lambda texts, **kw: calls.append(len(texts)) or real(texts, **kw)
+    more = {"items": [{"item_id": 701, "title": "Another odd thing", "genre": "Odd"}]}
+    assert a.post("/items", json=more, headers=AUTH).json()["added"] == 1
+    assert _wait(lambda: b.get("/ready").json()["new_items"] == 2)
+    assert calls and max(calls) <= 2
     # an erasure by another process (as `longrec forget` does): applied before B's next answer
     from longrec.serve.store import EventStore
 

@@ -291,7 +291,7 @@ class Service:
                     self._model_gen = model[0]
                 else:
                     with self._lock:
-                        self.state.overlay = self._stored_overlay(self.state)
+                        self.state.overlay = self._stored_overlay(self.state, base=self.state.overlay)
                 with self._sync_lock:
                     if self._seen.get(self._model_key, (0, None)) == model and self._seen.get("items") == items:
                         self._catching_up = False
@@ -323,15 +323,22 @@ class Service:
                 "start the server with --model-root.")
         return target
 
-    def _stored_overlay(self, st: ServingState) -> Overlay:
-        """The items added through POST /items (by any worker), as stored."""
-        stored = self.store.all_items()
-        if not stored:
-            return Overlay()
-        ids = st.coerce([r["item_id"] for r in stored])
-        vecs = np.asarray(self.encoder.encode([r["text"] for r in stored], show_progress=False), np.float32)
-        titles = {i: title_of(r["attrs"], i) for i, r in zip(ids, stored)}
-        return Overlay().with_items(ids, vecs, titles)
+    #: a write stamped before another one may commit after it: re-read this many seconds back
+    _ITEMS_MARGIN = 10.0
+
+    def _stored_overlay(self, st: ServingState, base: Overlay | None = None) -> Overlay:
+        """`base` plus the items added through POST /items (by any worker) since it was read
+        (all of them without `base`); only those are embedded."""
+        since = None if base is None else getattr(self, "_items_read_at", None)
+        stored = self.store.all_items(since=None if since is None else since - self._ITEMS_MARGIN)
+        out = base if base is not None and since is not None else Overlay()
+        if stored:
+            self._items_read_at = max(r["updated_at"] for r in stored)
+            ids = st.coerce([r["item_id"] for r in stored])
+            vecs = np.asarray(self.encoder.encode([r["text"] for r in stored], show_progress=False), np.float32)
+            titles = {i: title_of(r["attrs"], i) for i, r in zip(ids, stored)}
+            out = out.with_items(ids, vecs, titles)
+        return out
 
     def _build(self, model_dir: Path) -> ServingState:
         st = ServingState(model_dir, self.settings, self.encoder)
