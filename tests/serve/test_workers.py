@@ -159,20 +159,21 @@ def test_writes_reach_another_app_on_the_same_store(make_client, tmp_path):
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     a, b = make_client(db_url=db), make_client(db_url=db)
     # added items: B loads them in the background
-    item = {"items": [{"item_id": 700, "title": "A new even thing", "genre": "Even"}]}
-    assert a.post("/items", json=item, headers=AUTH).json()["added"] == 1
-    assert a.get("/ready").json()["new_items"] == 1
-    assert _wait(lambda: b.get("/ready").json()["new_items"] == 1)
+    items = {"items": [{"item_id": 700 + n, "title": f"A new even thing {n}", "genre": "Even"} for n in range(5)]}
+    assert a.post("/items", json=items, headers=AUTH).json()["added"] == 5
+    assert a.get("/ready").json()["new_items"] == 5
+    assert _wait(lambda: b.get("/ready").json()["new_items"] == 5)
     assert b.get("/items/700/similar?k=3").status_code == 200
-    # later items: B embeds only what is new since its last read (and what a margin re-reads)
+    # later items: B embeds only what was updated since its last read (no re-read margin here)
     calls = []
-    enc = b.app.state.service.encoder
-    real = enc.encode
-    enc.encode = lambda texts, **kw: calls.append(len(texts)) or real(texts, **kw)
-    more = {"items": [{"item_id": 701, "title": "Another odd thing", "genre": "Odd"}]}
+    svc = b.app.state.service
+    svc._ITEMS_MARGIN = 0.0
+    real = svc.encoder.encode
+    svc.encoder.encode = lambda texts, **kw: calls.append(len(texts)) or real(texts, **kw)
+    more = {"items": [{"item_id": 710, "title": "Another odd thing", "genre": "Odd"}]}
     assert a.post("/items", json=more, headers=AUTH).json()["added"] == 1
-    assert _wait(lambda: b.get("/ready").json()["new_items"] == 2)
-    assert calls and max(calls) <= 2
+    assert _wait(lambda: b.get("/ready").json()["new_items"] == 6)
+    assert calls == [1]
     # an erasure by another process (as `longrec forget` does): applied before B's next answer
     from longrec.serve.store import EventStore
 

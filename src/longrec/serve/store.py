@@ -246,11 +246,11 @@ class EventStore:
             self._bump(con, "items")
 
     def all_items(self, since: float | None = None) -> list[dict]:
-        """Stored items, oldest update first (`since`: only those updated at or after it);
+        """Stored items, oldest update first (`since`: only those updated after it);
         each with item_id, text, attrs and updated_at."""
         q = self._sa.select(self.items).order_by(self.items.c.updated_at, self.items.c.item_id)
         if since is not None:
-            q = q.where(self.items.c.updated_at >= since)
+            q = q.where(self.items.c.updated_at > since)
         with self.engine.connect() as con:
             rows = con.execute(q).all()
         return [{"item_id": r.item_id, "text": r.text, "attrs": json.loads(r.attrs), "updated_at": r.updated_at}
