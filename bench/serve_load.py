@@ -294,7 +294,8 @@ def one_run(a, run: int, model: Path, users: list, items: list, work: Path, core
     log_path = work / f"server-{run}.log"
     log = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "longrec.serve", "--model", str(model), "--db", f"sqlite:///{db}",
-                             "--port", str(port), "--workers", str(a.workers), "--max-in-flight", str(a.max_in_flight)],
+                             "--port", str(port), "--workers", str(a.workers), "--max-in-flight", str(a.max_in_flight),
+                             "--max-queue-ms", str(a.max_queue_ms)],
                             env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     out: dict = {"run": run + 1}
@@ -395,6 +396,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every stage's rate (e.g. 0.5 for a smoke test)")
     ap.add_argument("--workers", type=int, default=None, help="server workers (default: the number of cores)")
     ap.add_argument("--max-in-flight", type=int, default=64, help="server admission bound per worker")
+    ap.add_argument("--max-queue-ms", type=float, default=500, help="server bound on a request's wait")
     ap.add_argument("--max-connections", type=int, default=256, help="client connections at most")
     ap.add_argument("--generator-core", type=int, default=None,
                     help="core the load generator is pinned to (default: the last one; -1: not pinned)")
@@ -425,6 +427,7 @@ def main() -> None:
     res = {"model": str(model) if a.model else "EASE(l2=300) on ml-100k P1 train", "encoder": a.encoder,
            "machine": machine(),
            "server": f"python -m longrec.serve --workers {a.workers} --max-in-flight {a.max_in_flight} "
+                     f"--max-queue-ms {a.max_queue_ms:g} "
                      "(uvicorn), SQLite WAL synchronous=FULL",
            "generator": (f"separate process pinned to core {core}" if core is not None else "separate process")
            + f", asyncio streams, at most {a.max_connections} connections",

@@ -100,3 +100,39 @@ def test_admission_control_503_with_retry_after(make_client, monkeypatch):
     assert health.status_code == 200  # liveness is never refused
     assert c.post("/recommend", json={"user_id": 2, "k": 3}).status_code == 200  # the bound frees up
     assert "longrec_admission_refused_total 1" in c.get("/metrics").text
+
+
+def test_queue_wait_bound_503():
+    """A request that waited past max_queue_ms for the event loop is refused at once."""
+    from longrec.serve.metrics import Metrics, ServeMiddleware
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    mw = ServeMiddleware(inner, Metrics(), max_body_bytes=10_000, max_queue_ms=200)
+
+    def call(waited: float, path: str = "/recommend"):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(msg):
+            sent.append(msg)
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": [], "longrec.counted": True,
+                 "longrec.accepted": time.perf_counter() - waited}
+        from longrec.serve.metrics import Admission
+
+        Admission.in_flight += 1  # as the server's protocol does
+        asyncio.run(mw(scope, receive, send))
+        return sent[0]["status"], dict(sent[0]["headers"])
+
+    assert call(0.01)[0] == 200
+    status, headers = call(1.0)
+    assert status == 503 and headers[b"retry-after"] == b"1"
+    assert call(1.0, "/health")[0] == 200  # never refused
+    from longrec.serve.metrics import Admission
+
+    assert Admission.in_flight == 0  # every request was un-counted

@@ -20,6 +20,8 @@ def serve(
                                           "loaded (default: the number of CPU cores)"),
     max_in_flight: int = typer.Option(64, "--max-in-flight", min=0, help="requests in flight per worker past "
                                       "which new ones get 503 + Retry-After at once (0: no bound)"),
+    max_queue_ms: float = typer.Option(500, "--max-queue-ms", min=0, help="a request that waited longer for its "
+                                       "worker gets 503 + Retry-After (0: no bound)"),
 ) -> None:
     """Serve recommendations over HTTP (FastAPI; OpenAPI at /docs, web page at /).
 
@@ -40,7 +42,8 @@ def serve(
 
     from rich.console import Console
 
-    settings = ServeSettings(model_roots=[str(r) for r in model_root] or None, max_in_flight=max_in_flight)
+    settings = ServeSettings(model_roots=[str(r) for r in model_root] or None, max_in_flight=max_in_flight,
+                             max_queue_ms=max_queue_ms)
     n = workers or _cores()
     if n > 1:
         import gc

@@ -431,7 +431,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
     if fast is not None:  # added first: it runs inside ServeMiddleware (limits, metrics, admission)
         app.add_middleware(FastPathMiddleware, fast=fast)
     app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
-                       max_header_bytes=s.max_header_bytes, max_in_flight=s.max_in_flight,
+                       max_header_bytes=s.max_header_bytes, max_in_flight=s.max_in_flight, max_queue_ms=s.max_queue_ms,
                        before_request=svc.sync, inline=svc.store.dialect == "sqlite")
 
     # ------------------------------------------------------------------ errors

@@ -86,12 +86,13 @@ class ServeMiddleware:
     request's data), metrics by route template."""
 
     def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_header_bytes: int = 32_768,
-                 max_in_flight: int = 0, before_request=None, inline: bool = True) -> None:
+                 max_in_flight: int = 0, before_request=None, inline: bool = True, max_queue_ms: float = 0) -> None:
         self.app = app
         self.metrics = metrics
         self.max = max_body_bytes
         self.max_header = max_header_bytes
         self.max_in_flight = max_in_flight
+        self.max_queue = max_queue_ms / 1000
         self.before_request = before_request
         self.inline = inline
 
@@ -133,12 +134,19 @@ class ServeMiddleware:
                 return
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 raise _TooLarge
-            if self.max_in_flight and Admission.in_flight > self.max_in_flight and scope["path"] not in _ALWAYS:
-                self.metrics.inc("longrec_admission_refused_total")
-                await _send_error(send_wrap, 503, f"the server is busy ({Admission.in_flight - 1} requests in "
-                                  f"flight, limit {self.max_in_flight}); retry after 1 s.", "overloaded",
-                                  extra=[(b"retry-after", b"1")], close=False)
-                return
+            if scope["path"] not in _ALWAYS:
+                busy = None
+                if self.max_in_flight and Admission.in_flight > self.max_in_flight:
+                    busy = f"{Admission.in_flight - 1} requests in flight, limit {self.max_in_flight}"
+                elif self.max_queue and t0 - scope.get("longrec.accepted", t0) > self.max_queue:
+                    # waited for the event loop longer than the bound: the worker is behind, and
+                    # answering late only makes the queue longer
+                    busy = f"waited {1000 * (t0 - scope['longrec.accepted']):.0f} ms, limit {1000 * self.max_queue:.0f} ms"
+                if busy is not None:
+                    self.metrics.inc("longrec_admission_refused_total")
+                    await _send_error(send_wrap, 503, f"the server is busy ({busy}); retry after 1 s.", "overloaded",
+                                      extra=[(b"retry-after", b"1")], close=False)
+                    return
             if self.before_request is not None and scope["path"] not in ("/health", "/metrics"):
                 try:
                     if self.inline:

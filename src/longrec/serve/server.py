@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 #: the environment variable that hands the app's arguments to worker processes
 APP_ENV = "LONGREC_SERVE_APP"
@@ -57,6 +58,7 @@ def limited_protocol(max_header_bytes: int):
             # once started, so a client closing on queued ones leaves no count behind.
             if app is self.app and cycle.scope.get("type") == "http" and "longrec.counted" not in cycle.scope:
                 cycle.scope["longrec.counted"] = True
+                cycle.scope["longrec.accepted"] = time.perf_counter()
                 Admission.in_flight += 1
             super()._start_asgi_task(cycle, app)
 
