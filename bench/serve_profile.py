@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("LONGREC_DATA_DIR", "/work/shared/datasets"))
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--encoder", default="auto")
+    ap.add_argument("--db", default=None, help="event store URL (default: a fresh SQLite file)")
     ap.add_argument("--workers", type=int, default=1, help="server workers (0: do not pass the flag)")
     ap.add_argument("--src", default=str(ROOT / "src"),
                     help="source tree the server runs (another checkout's src for a before/after comparison)")
@@ -109,7 +110,7 @@ def main() -> None:
     env = {**os.environ, "LONGREC_SERVE_ENCODER": a.encoder, "PYTHONPATH": a.src}
     log = open(work / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "longrec.serve", "--model", str(model), "--db",
-                             f"sqlite:///{work / 'events.sqlite'}", "--port", str(port)]
+                             a.db or f"sqlite:///{work / 'events.sqlite'}", "--port", str(port)]
                             + (["--workers", str(a.workers)] if a.workers else []), env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     res: dict = {"model": str(model) if a.model else "EASE(l2=300) on ml-100k P1 train", "encoder": a.encoder}

@@ -136,3 +136,32 @@ def test_queue_wait_bound_503():
     from longrec.serve.metrics import Admission
 
     assert Admission.in_flight == 0  # every request was un-counted
+
+
+def test_fast_path_on_postgresql(make_client):
+    """With PostgreSQL the fast path runs in the thread pool (one hop with the catch-up): same answers."""
+    import uuid
+
+    from tests.serve.conftest import pg_url
+
+    url = pg_url()
+    if not url:
+        import pytest
+
+        pytest.skip("set LONGREC_TEST_PG_URL (scripts/start_postgres.sh prints one) to test PostgreSQL")
+    fast = make_client(db_url=url)
+    slow = make_client(db_url=url, fast_path=False)
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    ev = {"events": [{"event_id": f"{user}-{n}", "user_id": user, "item_id": i, "timestamp": 10 + n}
+                     for n, i in enumerate([2, 4, 6])]}
+    assert fast.post("/events", json=ev, headers=AUTH).json()["stored"] == 3
+    for body in ({"user_id": user, "k": 5}, {"user_id": user, "k": 5, "explain": True}, {"user_id": 1, "k": 5},
+                 {"user_id": 1, "history": [3]}, {"user_id": 1, "k": 0}):
+        a, b = fast.post("/recommend", json=body), slow.post("/recommend", json=body)
+        assert a.status_code == b.status_code and a.content == b.content, body
+    assert fast.post("/recommend", json={"user_id": user}).json()["history_used"] == 3
+    # a content type the fast path leaves alone goes the full path, after an erasure made by the other app
+    assert slow.delete(f"/users/{user}", headers=AUTH).status_code == 200
+    r = fast.post("/recommend", content=f'{{"user_id": "{user}"}}'.encode(),
+                  headers={"content-type": "application/vnd.x+json"})
+    assert r.status_code == 200 and r.json()["history_used"] == 0

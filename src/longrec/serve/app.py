@@ -432,7 +432,9 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         app.add_middleware(FastPathMiddleware, fast=fast)
     app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
                        max_header_bytes=s.max_header_bytes, max_in_flight=s.max_in_flight, max_queue_ms=s.max_queue_ms,
-                       before_request=svc.sync, inline=svc.store.dialect == "sqlite")
+                       before_request=svc.sync, inline=svc.store.dialect == "sqlite",
+                       # networked store: the fast path runs the catch-up in its own thread hop
+                       deferred=frozenset({("POST", "/recommend")}) if fast and svc.store.dialect != "sqlite" else frozenset())
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(RequestValidationError)
@@ -587,7 +589,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
 
     if fast is not None:  # the common request's fast path calls this same handler (longrec.serve.fastpath)
         fast.bind(recommend, RecommendRequest, next(r for r in app.routes if getattr(r, "path", "") == "/recommend"),
-                  before=None, inline=svc.store.dialect == "sqlite")
+                  before=None if svc.store.dialect == "sqlite" else svc.sync, inline=svc.store.dialect == "sqlite")
 
     def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
         """Insert API-added items unknown to the model (policy in docs/serve.md)."""

@@ -86,7 +86,8 @@ class ServeMiddleware:
     request's data), metrics by route template."""
 
     def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_header_bytes: int = 32_768,
-                 max_in_flight: int = 0, before_request=None, inline: bool = True, max_queue_ms: float = 0) -> None:
+                 max_in_flight: int = 0, before_request=None, inline: bool = True, max_queue_ms: float = 0,
+                 deferred: frozenset = frozenset()) -> None:
         self.app = app
         self.metrics = metrics
         self.max = max_body_bytes
@@ -95,6 +96,8 @@ class ServeMiddleware:
         self.max_queue = max_queue_ms / 1000
         self.before_request = before_request
         self.inline = inline
+        #: (method, path) whose `before_request` an inner middleware runs (longrec.serve.fastpath)
+        self.deferred = deferred
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -147,7 +150,8 @@ class ServeMiddleware:
                     await _send_error(send_wrap, 503, f"the server is busy ({busy}); retry after 1 s.", "overloaded",
                                       extra=[(b"retry-after", b"1")], close=False)
                     return
-            if self.before_request is not None and scope["path"] not in ("/health", "/metrics"):
+            if (self.before_request is not None and scope["path"] not in ("/health", "/metrics")
+                    and (scope["method"], scope["path"]) not in self.deferred):
                 try:
                     if self.inline:
                         self.before_request()
