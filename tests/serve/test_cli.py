@@ -51,3 +51,12 @@ def test_create_app_refuses(tmp_path):
 
     with pytest.raises(ModelError, match="does not exist"):
         create_app(tmp_path / "none")
+
+
+def test_workers_flag_refuses_bad_input(model_dir, tmp_path):
+    r = run("--model", str(model_dir), "--workers", "2", "--db", "mysql://x/y")
+    assert r.exit_code == 2 and "unsupported database URL" in r.output and "Traceback" not in r.output
+    r = run("--model", str(model_dir), "--workers", "0")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    r = run("--model", str(model_dir), "--max-in-flight", "-1")
+    assert r.exit_code == 2 and "Traceback" not in r.output

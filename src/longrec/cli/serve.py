@@ -16,6 +16,12 @@ def serve(
     port: int = typer.Option(8000, "--port"),
     model_root: list[Path] = typer.Option([], "--model-root", help="directory under which /admin/reload may load "
                                           "models (repeatable; default: the parent of --model)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="worker processes, each with the model "
+                                          "loaded (default: the number of CPU cores)"),
+    max_in_flight: int = typer.Option(64, "--max-in-flight", min=0, help="requests in flight per worker past "
+                                      "which new ones get 503 + Retry-After at once (0: no bound)"),
+    max_queue_ms: float = typer.Option(500, "--max-queue-ms", min=0, help="a request that waited longer for its "
+                                       "worker gets 503 + Retry-After (0: no bound)"),
 ) -> None:
     """Serve recommendations over HTTP (FastAPI; OpenAPI at /docs, web page at /).
 
@@ -34,9 +40,36 @@ def serve(
     from longrec.serve.server import run
     from longrec.serve.settings import ServeSettings
 
-    settings = ServeSettings(model_roots=[str(r) for r in model_root] or None)
-    app = create_app(model, db_url=db, settings=settings)
     from rich.console import Console
 
+    settings = ServeSettings(model_roots=[str(r) for r in model_root] or None, max_in_flight=max_in_flight,
+                             max_queue_ms=max_queue_ms)
+    n = workers or _cores()
+    if n > 1:
+        import gc
+
+        from longrec.serve.server import run_workers
+
+        # built once here so that a model or store that cannot be served is refused with one
+        # message (exit 2), not by every worker in a restart loop
+        app = create_app(model, db_url=db, settings=settings)
+        app.state.service.store.close()
+        del app
+        gc.collect()
+
+        Console(stderr=True).print(f"[green]serving[/] {model} on http://{host}:{port} with {n} workers  "
+                                   "(API docs: /docs)", highlight=False)
+        run_workers(model, db, settings, n, host=host, port=port)
+        return
+    app = create_app(model, db_url=db, settings=settings)
     Console(stderr=True).print(f"[green]serving[/] {model} on http://{host}:{port}  (API docs: /docs)", highlight=False)
     run(app, host=host, port=port)  # uvicorn with the request-header limit (431)
+
+
+def _cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

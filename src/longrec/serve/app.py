@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt, StringConstraints, model_validator
 
 from longrec.errors import LongrecError, ModelError, UnknownIdError
+from longrec.serve.fastpath import FastPath, FastPathMiddleware
 from longrec.serve.metrics import Metrics, ServeMiddleware
 from longrec.serve.settings import ServeSettings
 from longrec.serve.state import Overlay, ServingState, check_model_dir, text_of, title_of
@@ -251,6 +252,63 @@ class Service:
             raise ModelError(f"{model_dir} cannot be served ({e.__class__.__name__}: {_redact(str(e))[:300]}); "
                              "re-train or re-save the model.") from None
         self.reloads = 0
+        # what this process has applied of the store's change counters (see `sync`)
+        self._sync_lock = threading.Lock()
+        # reloads are shared by the workers started with the same --model (not by other
+        # services that happen to use the same database)
+        import hashlib
+
+        self._model_key = "model:" + hashlib.sha1(str(Path(model_dir).resolve()).encode()).hexdigest()[:20]
+        self._seen = self.store.generations()
+        self._model_gen = self._seen.get(self._model_key, (0, None))[0]
+        self._catching_up = False
+
+    def sync(self) -> None:
+        """Catch up with writes made through other worker processes (one small read of the
+        store's change counters per request): an erasure applies before this request runs; a
+        model reload or added items are loaded in a background thread (requests keep the
+        current state meanwhile)."""
+        g = self.store.generations()
+        if g == self._seen:
+            return
+        with self._sync_lock:
+            old, self._seen = self._seen, {**self._seen, **g}
+            if g.get("erasures") != old.get("erasures"):
+                self.erased = self.store.erased_users()
+            changed = g.get(self._model_key) != old.get(self._model_key) or g.get("items") != old.get("items")
+            if changed and not self._catching_up:
+                self._catching_up = True
+                threading.Thread(target=self._catch_up, name="longrec-sync", daemon=True).start()
+
+    def _catch_up(self) -> None:
+        try:
+            while True:
+                with self._sync_lock:
+                    model = self._seen.get(self._model_key, (0, None))
+                    items = self._seen.get("items")
+                if model[0] != self._model_gen and model[1]:
+                    self.reload(Path(model[1]), check_roots=False, publish=False)
+                    self._model_gen = model[0]
+                else:
+                    with self._lock:
+                        self.state.overlay = self._stored_overlay(self.state, base=self.state.overlay)
+                with self._sync_lock:
+                    if self._seen.get(self._model_key, (0, None)) == model and self._seen.get("items") == items:
+                        self._catching_up = False
+                        return
+        except Exception as e:  # keep serving the current state; the next change retries
+            log.error("could not apply a change made by another worker: %s: %s", e.__class__.__name__,
+                      _redact(str(e))[:300])
+            with self._sync_lock:
+                self._catching_up = False
+
+    def _mark(self, name: str, before: dict) -> None:
+        """After this process's own write: counted as applied when nobody else wrote meanwhile."""
+        g = self.store.generations()
+        with self._sync_lock:
+            prev = before.get(name, (0, None))[0]
+            if g.get(name, (0, None))[0] == prev + 1 and self._seen.get(name) == before.get(name):
+                self._seen = {**self._seen, name: g[name]}
 
     def allowed_model_dir(self, model_dir: Path) -> Path:
         """`model_dir` resolved (symlinks followed) if it lies under a configured model root,
@@ -265,19 +323,32 @@ class Service:
                 "start the server with --model-root.")
         return target
 
-    def _build(self, model_dir: Path) -> ServingState:
-        st = ServingState(model_dir, self.settings, self.encoder)
-        stored = self.store.all_items()
+    #: a write stamped before another one may commit after it: re-read this many seconds back
+    _ITEMS_MARGIN = 10.0
+
+    def _stored_overlay(self, st: ServingState, base: Overlay | None = None) -> Overlay:
+        """`base` plus the items added through POST /items (by any worker) since it was read
+        (all of them without `base`); only those are embedded."""
+        since = None if base is None else getattr(self, "_items_read_at", None)
+        stored = self.store.all_items(since=None if since is None else since - self._ITEMS_MARGIN)
+        out = base if base is not None and since is not None else Overlay()
         if stored:
+            self._items_read_at = max(r["updated_at"] for r in stored)
             ids = st.coerce([r["item_id"] for r in stored])
             vecs = np.asarray(self.encoder.encode([r["text"] for r in stored], show_progress=False), np.float32)
             titles = {i: title_of(r["attrs"], i) for i, r in zip(ids, stored)}
-            st.overlay = Overlay().with_items(ids, vecs, titles)
+            out = out.with_items(ids, vecs, titles)
+        return out
+
+    def _build(self, model_dir: Path) -> ServingState:
+        st = ServingState(model_dir, self.settings, self.encoder)
+        st.overlay = self._stored_overlay(st)
         if st.dim is None and len(st.overlay):
             st.dim = int(st.overlay.vectors.shape[1])
         return st
 
-    def reload(self, model_dir: Path, check_roots: bool = True) -> ServingState:
+    def reload(self, model_dir: Path, check_roots: bool = True, publish: bool = True) -> ServingState:
+        """Load `model_dir` and serve it; `publish`: tell the other workers (they load it too)."""
         with self._lock:
             if check_roots:
                 model_dir = self.allowed_model_dir(model_dir)
@@ -286,6 +357,11 @@ class Service:
             self.erased = self.store.erased_users()  # erasures made by `longrec forget` meanwhile
             self.state = new  # one reference assignment: in-flight requests keep `old`
             self.reloads += 1
+            if publish:
+                before = self.store.generations()
+                self.store.bump(self._model_key, str(Path(model_dir).resolve()))
+                self._mark(self._model_key, before)
+                self._model_gen = self._seen.get(self._model_key, (0, None))[0]
             return new
 
     def add_items(self, items: list[dict]) -> tuple[int, int, float]:
@@ -298,7 +374,9 @@ class Service:
             vecs = np.asarray(self.encoder.encode(texts, show_progress=False), np.float32)
             if st.dim is not None and vecs.shape[1] != st.dim:
                 raise LongrecError(f"the encoder gives {vecs.shape[1]}-d vectors but the catalogue has {st.dim}-d ones.")
+            before = self.store.generations()
             self.store.upsert_items([{"item_id": i, "text": t, "attrs": a} for i, t, a in zip(ids, texts, attrs)])
+            self._mark("items", before)
             known = sum(1 for i in ids if st.known_item(i))
             titles = {i: title_of(a, i) if any(k in a for k in ("title", "movie_title", "name")) else t[:80]
                       for i, a, t in zip(ids, attrs, texts)}
@@ -310,9 +388,11 @@ class Service:
     def forget_user(self, user_id, requested_by: str) -> int:
         """Erase a user: their stored events go, the erasure is recorded, and the model's
         training record of them is no longer used by this process."""
+        before = self.store.generations()
         n = self.store.forget_user(user_id, requested_by)
         with self._erase_lock:
             self.erased = self.erased | {str(user_id)}  # a new set: readers keep theirs
+        self._mark("erasures", before)
         return n
 
 
@@ -347,8 +427,14 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         "Recommendations from a saved longrec model, with a durable event store and new items without retraining."))
     app.state.service = svc
     app.state.metrics = metrics
+    fast = FastPath(s.max_k, s.max_k_costly) if s.fast_path and _has_orjson() else None
+    if fast is not None:  # added first: it runs inside ServeMiddleware (limits, metrics, admission)
+        app.add_middleware(FastPathMiddleware, fast=fast)
     app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
-                       max_header_bytes=s.max_header_bytes)
+                       max_header_bytes=s.max_header_bytes, max_in_flight=s.max_in_flight, max_queue_ms=s.max_queue_ms,
+                       before_request=svc.sync, inline=svc.store.dialect == "sqlite",
+                       # networked store: the fast path runs the catch-up in its own thread hop
+                       deferred=frozenset({("POST", "/recommend")}) if fast and svc.store.dialect != "sqlite" else frozenset())
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(RequestValidationError)
@@ -443,7 +529,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                 "n_users": len(st.model.vocab_.users), "new_items": len(st.overlay),
                 "retrieval": st.index.kind if st.index is not None else "none",
                 "encoder": getattr(svc.encoder, "identity", "?")[:120], "store": svc.store.dialect,
-                "write_enabled": api_key is not None,
+                "write_enabled": api_key is not None, "worker_pid": os.getpid(),
                 # the model card's erasure line: users erased since the model was trained are still in
                 # its weights until it is retrained on the store's (erased) data
                 "erased_users_in_training": _erased_in_training(st.model, svc.erased)}
@@ -500,6 +586,10 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         if ignored:
             out["ignored_item_ids"] = [_jsonable(i) for i in ignored]
         return out
+
+    if fast is not None:  # the common request's fast path calls this same handler (longrec.serve.fastpath)
+        fast.bind(recommend, RecommendRequest, next(r for r in app.routes if getattr(r, "path", "") == "/recommend"),
+                  before=None if svc.store.dialect == "sqlite" else svc.sync, inline=svc.store.dialect == "sqlite")
 
     def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
         """Insert API-added items unknown to the model (policy in docs/serve.md)."""
@@ -655,6 +745,8 @@ def _user_id(st: ServingState, user_id):
 def _source(st: ServingState, default: str):
     """Labels for a list of item ids: model items vs API-added ("new") ones, or `default`."""
     def f(ids: list) -> list[str]:
+        if default in ("model", "popular-fallback") and not len(st.overlay):
+            return [default] * len(ids)  # no API-added items: every listed item is the model's
         if default in ("model", "popular-fallback"):
             return [default if ok else "new" for ok in st.in_model(ids)]
         return [default] * len(ids)
@@ -685,6 +777,14 @@ def _jsonable(v):
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+def _has_orjson() -> bool:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:  # the serve extra brings it; without it every request takes the full path
+        return False
+    return True
 
 
 def _version() -> str:

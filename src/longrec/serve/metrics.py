@@ -66,19 +66,50 @@ class _TooLarge(BaseException):  # BaseException: FastAPI turns Exceptions in bo
     pass
 
 
-class ServeMiddleware:
-    """Pure ASGI (no per-request task overhead): header limit (431), body limit (413), a JSON
-    500 for anything unexpected (logged without the request's data), metrics by route template."""
+class Admission:
+    """Requests of this process that are in flight: accepted (their headers read) and not yet
+    answered. `longrec.serve.server`'s protocol counts a request as soon as its headers are
+    parsed, so requests waiting for the event loop count too; under another ASGI server the
+    middleware counts it when it starts. Event-loop thread only (no lock)."""
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_header_bytes: int = 32_768) -> None:
+    in_flight = 0
+
+
+#: paths never refused by admission control (liveness, readiness and metrics must answer under load)
+_ALWAYS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class ServeMiddleware:
+    """Pure ASGI (no per-request task overhead): header limit (431), body limit (413), admission
+    control (503 + Retry-After past `max_in_flight`), the per-request catch-up with other
+    workers (`before_request`), a JSON 500 for anything unexpected (logged without the
+    request's data), metrics by route template."""
+
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_header_bytes: int = 32_768,
+                 max_in_flight: int = 0, before_request=None, inline: bool = True, max_queue_ms: float = 0,
+                 deferred: frozenset = frozenset()) -> None:
         self.app = app
         self.metrics = metrics
         self.max = max_body_bytes
         self.max_header = max_header_bytes
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue_ms / 1000
+        self.before_request = before_request
+        self.inline = inline
+        #: (method, path) whose `before_request` an inner middleware runs (longrec.serve.fastpath)
+        self.deferred = deferred
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if not scope.pop("longrec.counted", False):
+            Admission.in_flight += 1
+        try:
+            return await self._handle(scope, receive, send)
+        finally:
+            Admission.in_flight -= 1
+
+    async def _handle(self, scope, receive, send):
         t0 = time.perf_counter()
         status = {"code": 500, "started": False}
         limit = self.max
@@ -106,6 +137,30 @@ class ServeMiddleware:
                 return
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 raise _TooLarge
+            if scope["path"] not in _ALWAYS:
+                busy = None
+                if self.max_in_flight and Admission.in_flight > self.max_in_flight:
+                    busy = f"{Admission.in_flight - 1} requests in flight, limit {self.max_in_flight}"
+                elif self.max_queue and t0 - scope.get("longrec.accepted", t0) > self.max_queue:
+                    # waited for the event loop longer than the bound: the worker is behind, and
+                    # answering late only makes the queue longer
+                    busy = f"waited {1000 * (t0 - scope['longrec.accepted']):.0f} ms, limit {1000 * self.max_queue:.0f} ms"
+                if busy is not None:
+                    self.metrics.inc("longrec_admission_refused_total")
+                    await _send_error(send_wrap, 503, f"the server is busy ({busy}); retry after 1 s.", "overloaded",
+                                      extra=[(b"retry-after", b"1")], close=False)
+                    return
+            if (self.before_request is not None and scope["path"] not in ("/health", "/metrics")
+                    and (scope["method"], scope["path"]) not in self.deferred):
+                try:
+                    if self.inline:
+                        self.before_request()
+                    else:  # a networked store: keep its round trip off the event loop
+                        import anyio
+
+                        await anyio.to_thread.run_sync(self.before_request)
+                except Exception as e:  # the store is unreachable: the request itself says so (or /ready)
+                    log.warning("could not read the store's change counters: %s", _describe(e))
             seen = 0
 
             async def receive_wrap():
@@ -151,11 +206,12 @@ async def _send_413(send, limit: int) -> None:
                       "body too large")
 
 
-async def _send_error(send, code: int, message: str, detail: str) -> None:
+async def _send_error(send, code: int, message: str, detail: str, extra: list | None = None,
+                      close: bool = True) -> None:
     import json
 
     body = json.dumps({"message": message, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": headers + (extra or []) + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": body})

@@ -63,6 +63,16 @@ class ServeSettings(BaseModel):
     #: how many recent history items form the user's text profile
     profile_items: int = Field(50, ge=1)
     retrieval: RetrievalSettings = RetrievalSettings()
+    #: admission control: requests in flight per worker process (accepted, not yet answered)
+    #: past which new ones get 503 + Retry-After at once instead of queueing; 0 = no bound
+    max_in_flight: int = Field(64, ge=0)
+    #: admission control: a request that waited longer than this for its worker's event loop
+    #: (from the moment its headers were read) gets 503 + Retry-After instead of an answer that
+    #: comes too late; 0 = no bound (counted only under longrec.serve.server's uvicorn protocol)
+    max_queue_ms: float = Field(500, ge=0)
+    #: answer the common /recommend request (user_id, k, exclude_seen, explain) without
+    #: FastAPI's per-request validation and serialisation (same answers; longrec.serve.fastpath)
+    fast_path: bool = True
     #: SQLite: "FULL" fsyncs every commit (survives power loss); "NORMAL" survives a process kill.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from longrec.errors import LongrecError, ModelError
+from longrec.models.base import HistoryBatch
 from longrec.serve.retrieval import VectorIndex
 from longrec.serve.settings import ServeSettings
 from longrec.topk import topk
@@ -237,12 +238,7 @@ class ServingState:
         `model.recommend` (ties -> lower item index) without its batch machinery: one user per
         request is the hot path. Unknown users without history get popular items."""
         m = self.model
-        uid = user_id if user_id is not None else "\x00anonymous"
-        hist = [i for i, ok in zip(history, self.in_model(history)) if ok] if history else []
-        ids = np.array([uid], dtype=object)
-        extra = (pd.DataFrame({"user_id": np.array([uid] * len(hist), dtype=object), "item_id": np.array(hist, dtype=object)})
-                 if hist else _EMPTY)
-        _, uidx, hb = m.histories(ids, extra)
+        uidx, hb = self.history_batch(user_id, history)
         s = np.array(m.score_batch(uidx, hb)[0], dtype=np.float64)
         if candidates is not None:
             allowed = np.zeros(len(s), bool)
@@ -255,11 +251,27 @@ class ServingState:
         ok = np.isfinite(vals)
         return list(zip(self.model_ids[top[ok]].tolist(), vals[ok].tolist()))
 
+    def history_batch(self, user_id, history: list) -> tuple[np.ndarray, HistoryBatch]:
+        """(user index, HistoryBatch) of one user as `model.histories` builds it (training
+        interactions first, then `history`'s model items, first occurrence kept), without its
+        DataFrame machinery: ~10 µs instead of ~0.3 ms on the one-user serving path."""
+        m = self.model
+        u = int(m.vocab_.users.lookup([user_id])[0]) if user_id is not None else -1
+        parts = []
+        if u >= 0:
+            seen = m.seen_
+            parts.append(seen.indices[seen.indptr[u]:seen.indptr[u + 1]].astype(np.int64))
+        if history:
+            iidx = m.vocab_.items.lookup(np.asarray(history, dtype=object))
+            parts.append(iidx[iidx >= 0].astype(np.int64))
+        idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if len(parts) > 1 and len(idx):
+            _, first = np.unique(idx, return_index=True)
+            idx = idx[np.sort(first)]
+        return np.array([u], np.int64), HistoryBatch(np.array([0, len(idx)], np.int64), idx, len(m.vocab_.items))
+
     def known_to_model(self, history: list) -> list:
         return [i for i, ok in zip(history, self.in_model(history)) if ok] if history else []
-
-
-_EMPTY = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object)})
 
 
 def check_model_dir(model_dir: str | Path) -> None:

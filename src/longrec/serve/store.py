@@ -98,7 +98,21 @@ class EventStore:
             sa.Column("erased_at", sa.Float, nullable=False),
             sa.Column("n_events", sa.Integer, nullable=False),
         )
+        #: change counters ("generations") that every worker of a multi-process server reads on
+        #: each request: `erasures`, `items` (POST /items) and `model:<hash of --model>`
+        #: (/admin/reload; `text` is the model directory now served)
+        self.generations_table = sa.Table(
+            "longrec_generations", md,
+            sa.Column("name", sa.String(32), primary_key=True),
+            sa.Column("value", sa.Integer, nullable=False),
+            sa.Column("text", sa.Text, nullable=True),
+        )
         self._sa = sa
+        self._local = threading.local()
+        self._raw_cons = []  # SQLite: one raw connection per thread for the hot reads
+        self._history_sql = ("SELECT item_id FROM longrec_events WHERE user_id = {p} "
+                             "ORDER BY ts DESC, received_at DESC, event_id DESC LIMIT {p}")
+        self._history_sql = self._history_sql.format(p="?" if self.dialect == "sqlite" else "%s")
         # SQLite has one writer; serialising writes here avoids "database is locked" retries.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else _NullLock()
         try:
@@ -143,14 +157,46 @@ class EventStore:
                 stored += len(con.execute(stmt).all())
         return stored, total - stored
 
+    def _raw(self):
+        """SQLite: this thread's own connection (autocommit: every read sees the latest commit)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            import sqlite3
+
+            con = sqlite3.connect(self.engine.url.database, timeout=30, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA busy_timeout=30000")
+            self._local.con = con
+            with self._write_lock:
+                self._raw_cons.append(con)
+        return con
+
+    def _read(self, sql: str, params: tuple) -> list:
+        """Rows of one plain SQL read (no statement compilation: the serving hot path)."""
+        if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            return self._raw().execute(sql, params).fetchall()
+        with self.engine.connect() as con:
+            return con.exec_driver_sql(sql, params).all()
+
     def history(self, user_id, limit: int) -> list[str]:
         """The user's most recent `limit` item ids, oldest first."""
-        e = self.events
-        q = (self._sa.select(e.c.item_id).where(e.c.user_id == str(user_id))
-             .order_by(e.c.ts.desc(), e.c.received_at.desc(), e.c.event_id.desc()).limit(limit))
-        with self.engine.connect() as con:
-            rows = [r[0] for r in con.execute(q)]
-        return rows[::-1]
+        rows = self._read(self._history_sql, (str(user_id), int(limit)))
+        return [r[0] for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ generations
+    def generations(self) -> dict[str, tuple[int, str | None]]:
+        """{name: (counter, text)}: one small read, made by every worker on every request."""
+        return {r[0]: (r[1], r[2]) for r in self._read("SELECT name, value, text FROM longrec_generations", ())}
+
+    def _bump(self, con, name: str, text: str | None = None) -> None:
+        """Increment a generation counter inside the caller's write transaction."""
+        g = self.generations_table
+        ins = self._insert(g).values(name=name, value=1, text=text)
+        con.execute(ins.on_conflict_do_update(index_elements=["name"],
+                                              set_={"value": g.c.value + 1, "text": ins.excluded.text}))
+
+    def bump(self, name: str, text: str | None = None) -> None:
+        with self._write_lock, self.engine.begin() as con:
+            self._bump(con, name, text)
 
     def event_ids(self) -> list[str]:
         with self.engine.connect() as con:
@@ -169,6 +215,7 @@ class EventStore:
             n = con.execute(self.events.delete().where(self.events.c.user_id == uid)).rowcount
             con.execute(self.erasures.insert().values(user_id=uid, requested_by=str(requested_by)[:256],
                                                       erased_at=time.time(), n_events=int(n)))
+            self._bump(con, "erasures")
         return int(n)
 
     def erased_users(self) -> set[str]:
@@ -196,11 +243,18 @@ class EventStore:
                                                "updated_at": ins.excluded.updated_at})
         with self._write_lock, self.engine.begin() as con:
             con.execute(stmt, rows)
+            self._bump(con, "items")
 
-    def all_items(self) -> list[dict]:
+    def all_items(self, since: float | None = None) -> list[dict]:
+        """Stored items, oldest update first (`since`: only those updated after it);
+        each with item_id, text, attrs and updated_at."""
+        q = self._sa.select(self.items).order_by(self.items.c.updated_at, self.items.c.item_id)
+        if since is not None:
+            q = q.where(self.items.c.updated_at > since)
         with self.engine.connect() as con:
-            rows = con.execute(self._sa.select(self.items).order_by(self.items.c.updated_at, self.items.c.item_id)).all()
-        return [{"item_id": r.item_id, "text": r.text, "attrs": json.loads(r.attrs)} for r in rows]
+            rows = con.execute(q).all()
+        return [{"item_id": r.item_id, "text": r.text, "attrs": json.loads(r.attrs), "updated_at": r.updated_at}
+                for r in rows]
 
     def ping(self) -> bool:
         try:
@@ -211,6 +265,13 @@ class EventStore:
             return False
 
     def close(self) -> None:
+        with self._write_lock:
+            cons, self._raw_cons = self._raw_cons, []
+        for con in cons:
+            try:
+                con.close()
+            except Exception:  # a connection of another thread: sqlite3 refuses; it closes with its thread
+                pass
         self.engine.dispose()
 
 
