@@ -8,7 +8,7 @@ import pytest
 
 from longrec.models import Recommender
 from longrec.privacy.twotower import DPTwoTower
-from longrec.privacy.twotower_net import split_batch
+from longrec.privacy.twotower_train import split_batch
 
 FAST = {"encoder": "hash", "epochs": 15, "batch_size": 16, "lr": 0.02}
 
@@ -105,7 +105,7 @@ def test_dp_gradients_are_per_user():
     from opacus import GradSampleModule
 
     from longrec.privacy.twotower import DPTwoTowerConfig
-    from longrec.privacy.twotower_net import build_net
+    from longrec.privacy.twotower_train import build_net
 
     rng = np.random.default_rng(0)
     text = rng.normal(size=(7, 5)).astype(np.float32)
@@ -126,7 +126,7 @@ def test_dp_gradients_are_per_user():
 def test_popularity_counts_are_per_user_unit_vectors_and_add_up_across_parties():
     import scipy.sparse as sp
 
-    from longrec.privacy.twotower_net import popularity_counts, popularity_prior
+    from longrec.privacy.twotower_train import popularity_counts, popularity_prior
 
     X = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]], dtype=np.float32))
     c = popularity_counts(X)
@@ -165,7 +165,7 @@ def test_pca_init_starts_from_content_similarity():
     import torch
 
     from longrec.privacy.twotower import DPTwoTowerConfig
-    from longrec.privacy.twotower_net import build_net
+    from longrec.privacy.twotower_train import build_net
 
     rng = np.random.default_rng(0)
     text = rng.normal(size=(40, 6)).astype(np.float32)

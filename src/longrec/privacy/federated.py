@@ -115,7 +115,7 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     `noise_seed` if given, else torch's global one)."""
     import torch
 
-    from longrec.privacy.twotower_net import build_net, train_epochs, user_loader
+    from longrec.privacy.twotower_train import build_net, train_epochs, user_loader
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -237,7 +237,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         # the total); otherwise in the clear, each party's sums visible to the server
         import torch
 
-        from longrec.privacy.twotower_net import popularity_counts, prior_from_counts
+        from longrec.privacy.twotower_train import popularity_counts, prior_from_counts
         counts = [popularity_counts(Xk) for Xk in client_X]
         if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
             rng = np.random.default_rng([cfg.seed, 7] if cfg.reproducible_noise else None)

@@ -50,16 +50,13 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from longrec.errors import ConfigError
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
 from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
 
 
-class DPLinearConfig(ModelConfig):
-    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
-    item_text_template: str | None = None
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
+class DPLinearConfig(ItemTextConfig):
     # defaults: the ε = 8 choice on ml-100k P1 valid; without DP, dim 256 / l2 10 / clip 2 did best there
     dim: int = Field(16, ge=1, description="principal components of the item text embeddings kept")
     l2: float = Field(10.0, gt=0, description="ridge penalty λ (raise it as the noise grows)")

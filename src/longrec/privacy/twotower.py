@@ -64,12 +64,13 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from longrec.errors import ConfigError
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
 from longrec.fair.erasure import leace_eraser, nullspace_projection
 from longrec.privacy.accounting import calibrate_noise, require_opacus
 from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
-from longrec.privacy.twotower_net import (
+from longrec.privacy.twotower_train import (
     build_net,
     history_features,
     popularity_prior,
@@ -78,11 +79,7 @@ from longrec.privacy.twotower_net import (
 )
 
 
-class DPTwoTowerConfig(ModelConfig):
-    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
-    item_text_template: str | None = Field(None, description="str.format template over item columns")
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
+class DPTwoTowerConfig(ItemTextConfig):
     dim: int = Field(32, ge=4, description="width of the user/item vectors")
     hidden: int = Field(0, ge=0, description="hidden width of the user tower MLP (0 = linear tower)")
     epochs: int = Field(30, ge=1, description="passes over the users")
