@@ -84,3 +84,11 @@ def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
 def item_text_matrix(item_ids: np.ndarray, items: pd.DataFrame | None, encoder: str = "default",
                      template: str | None = None, columns: list[str] | None = None) -> np.ndarray:
     return embed_texts(item_texts_for(item_ids, items, template, columns), encoder)
+
+
+def model_item_text(model) -> np.ndarray:
+    """The (n_items, d) text embeddings of a model's vocabulary items (model.vocab_, model.items_),
+    made as its ItemTextConfig says."""
+    cfg = model.config
+    return item_text_matrix(model.vocab_.items.ids, model.items_, cfg.encoder, cfg.item_text_template,
+                            cfg.item_text_columns)

@@ -119,9 +119,8 @@ class LMSeq(Recommender):
     def _item_text(self) -> np.ndarray | None:
         if self.config.mode == "id-only" and self.config.id_init != "text":
             return None
-        from longrec.models._lm_items import item_text_matrix
-        return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
-                                self.config.item_text_template, self.config.item_text_columns)
+        from longrec.models._lm_items import model_item_text
+        return model_item_text(self)
 
     def _windows(self, X) -> np.ndarray:
         """Right-padded training windows (n, max_len + 1) of item index + 1, from the ordered

@@ -112,7 +112,7 @@ class LMTwoTower(Recommender):
         import torch
         import torch.nn.functional as F_
 
-        from longrec.models._lm_items import item_text_matrix
+        from longrec.models._lm_items import model_item_text
 
         cfg = self.config
         torch.set_num_threads(cfg.num_threads)
@@ -120,8 +120,7 @@ class LMTwoTower(Recommender):
         rng = np.random.default_rng(cfg.seed)
         n_users, n_items = X.shape
         t0 = time.perf_counter()
-        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template,
-                                cfg.item_text_columns)
+        text = model_item_text(self)
         utext = self._user_texts(train)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
         self.net_ = _build_net(text, 0 if utext is None else utext.shape[1], cfg)

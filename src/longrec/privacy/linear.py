@@ -137,15 +137,14 @@ class DPLinear(PrivacyGuarantee, Recommender):
         return profiles(X, self.T_, self.config.clip, self.config.bias, self.config.item_weight)
 
     def _fit(self, X, train, valid) -> None:
-        from longrec.models._lm_items import item_text_matrix
+        from longrec.models._lm_items import model_item_text
 
         cfg = self.config
         if cfg.item_weight > 0 and X.shape[1] > cfg.max_items:
             raise ConfigError(f"{self.name} with item_weight > 0 solves a dense {X.shape[1]:,}-item system; "
                               f"set item_weight = 0 (text profile only) or raise max_items if you have the memory.")
         t0 = time.perf_counter()
-        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template,
-                                cfg.item_text_columns)
+        text = model_item_text(self)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
         text = text.astype(np.float64)
         tc = text - text.mean(0, keepdims=True)

@@ -131,9 +131,8 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
             self._untrained = False
 
     def _item_text(self) -> np.ndarray:
-        from longrec.models._lm_items import item_text_matrix
-        return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
-                                self.config.item_text_template, self.config.item_text_columns)
+        from longrec.models._lm_items import model_item_text
+        return model_item_text(self)
 
     def _fit(self, X, train, valid) -> None:
         import torch
