@@ -22,6 +22,9 @@ sampled negative. Early stopping keeps the epoch with the best validation NDCG@1
 term is the same for every item, so the ranking of items is identical for every user
 (a learned popularity list). It is kept to show, in the benchmark, why the default is the
 inner product.
+
+The config, training loop and scoring live here; the torch module is
+longrec.models.twotower_net.TwoTowerNet (which also holds lm-twotower-dp's net).
 """
 
 from __future__ import annotations

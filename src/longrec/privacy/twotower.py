@@ -15,6 +15,9 @@ cf. opacus issue #350):
                    release is composed with DP-SGD in the same accountant, so the target
                    epsilon covers both. a is one learned scalar.
 
+The torch module is longrec.models.twotower_net.DPTwoTowerNet; the training loop is in
+longrec.privacy.twotower_train.
+
 Implementation trick that makes per-sample (per-user) gradients exact with Opacus's layer
 hooks: <u, W t_i> = <W^T u, t_i>, so the item projection is applied to the *user* vector
 (`net.item`, a Linear(dim -> d_text) whose batch dimension is the user) and the scores are
