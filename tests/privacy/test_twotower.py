@@ -198,3 +198,22 @@ def test_private_model_scores_empty_histories_with_its_trained_net(split3):
     assert not np.allclose(s, m.popularity_)
     plain = DPTwoTower({**FAST, "epochs": 2}).fit(split3["train"])
     np.testing.assert_allclose(plain.score(histories={"newcomer": []}).to_numpy()[0], plain.popularity_)
+
+
+def test_dp_net_scores_are_inner_products_of_its_item_vectors():
+    """The net scores through the user side (<W^T u + c, t_i>) for Opacus; item_vectors() must give
+    the same scores as plain two-tower inner products <u, v_i> + b_i (what retrieval indexes)."""
+    import torch
+
+    from longrec.models.twotower_net import DPTwoTowerNet
+
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(9, 5)).astype(np.float32)
+    net = DPTwoTowerNet(text, dim=4, hidden=3)
+    with torch.no_grad():
+        net.prior.copy_(torch.from_numpy(rng.random(9).astype(np.float32)))
+        net.bias.weight.copy_(torch.from_numpy(rng.normal(size=(9, 1)).astype(np.float32)))
+        net.prior_scale.weight.fill_(0.7)
+        x = torch.from_numpy(rng.normal(size=(2, 5)).astype(np.float32))
+        v, b = net.item_vectors()
+        torch.testing.assert_close(net(x), net.user_vectors(x) @ v.T + b, rtol=1e-5, atol=1e-5)
