@@ -9,7 +9,7 @@ where the measurements say they must (bench/NOTES.md, "One two-tower net or two"
 
 - TwoTowerNet: item tower = TextMLP(text) + a learned ID vector, user tower = a residual MLP
   over the pooled item vectors of the history. The nonlinear item tower and the ID part are
-  what score cold items well (ml-100k P3 test NDCG@10 0.3436 against 0.2091).
+  what score cold items well (ml-100k P3 test NDCG@10 0.3436 against 0.2230).
 - DPTwoTowerNet: user tower = TextMLP(mean text of the history), item tower = one linear map
   of the text, applied on the user side (<u, W t_i> = <W^T u, t_i>) so that every trained
   layer sees one row per user: what per-user gradient clipping (Opacus) needs. A nonlinear
