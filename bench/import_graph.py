@@ -2,10 +2,11 @@
 counts, lazy ones inside functions included, as in tests/test_layers.py, whose helpers this
 reuses), its cycles and upward imports, the largest source files, and the public model protocol.
 
-    python bench/import_graph.py --before REV   # -> bench/results/architecture.md
+    python bench/import_graph.py --before REV [--duplicates]   # -> bench/results/architecture.md
 
 `--before REV` adds the same figures for the source tree at commit REV (read with git archive),
-judged by today's layer contract.
+judged by today's layer contract. `--duplicates` adds what the `duplicates` tool (a code-copy
+finder, where it is installed) prints for src/.
 
 The protocol section lists the methods of longrec.models.base.Recommender (and longrec.topk) that
 the other packages build on, each with the first line of its docstring.
@@ -100,6 +101,7 @@ def graph_section(title: str) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", help="a commit to compare with (its src/ tree)")
+    ap.add_argument("--duplicates", action="store_true", help="run `duplicates --repo src --most 60` too")
     a = ap.parse_args()
     prov = provenance()
     order = " < ".join(", ".join(sorted(layer)) for layer in LAYERS)
@@ -133,6 +135,12 @@ def main() -> None:
               "fitted `longrec.models.base.Recommender`. A model implements `_fit` and `_score` (and `_state` / "
               "`_set_state` to be saved) and may override the hooks `_cold_user_scores`, `_extra_meta`, "
               "`_restore_meta`.", "", "| method | meaning |", "|---|---|", *protocol_lines(), ""]
+    if a.duplicates:
+        dup = subprocess.run(["duplicates", "--repo", "src", "--most", "60", "--seconds", "120"], cwd=ROOT,
+                             capture_output=True, text=True).stdout
+        lines += ["## Code copies (`duplicates --repo src --most 60`)", "",
+                  "Pairs of places sharing 6 or more lines of the same shape; a row is a place to look, not a "
+                  "verdict.", "", "```", dup.rstrip(), "```", ""]
     out = ROOT / "bench" / "results" / "architecture.md"
     out.write_text("\n".join(lines))
     print(out.read_text())
