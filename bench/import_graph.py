@@ -98,6 +98,12 @@ def graph_section(title: str) -> list[str]:
     return lines + [""]
 
 
+def duplicates(src: Path) -> str:
+    """What the `duplicates` tool prints for the tree `src` (paths relative to it)."""
+    return subprocess.run(["duplicates", "--repo", str(src), "--most", "60", "--seconds", "120"], cwd=src,
+                          capture_output=True, text=True).stdout.rstrip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", help="a commit to compare with (its src/ tree)")
@@ -122,6 +128,7 @@ def main() -> None:
             try:
                 lines += graph_section(f"Before (commit {rev[:7]})")
                 largest_before = largest_files()
+                dup_before = duplicates(Path(tmp) / "src") if a.duplicates else ""
             finally:
                 layers.SRC = now
     lines += ["## The 10 largest source files", ""]
@@ -136,11 +143,11 @@ def main() -> None:
               "`_set_state` to be saved) and may override the hooks `_cold_user_scores`, `_extra_meta`, "
               "`_restore_meta`.", "", "| method | meaning |", "|---|---|", *protocol_lines(), ""]
     if a.duplicates:
-        dup = subprocess.run(["duplicates", "--repo", "src", "--most", "60", "--seconds", "120"], cwd=ROOT,
-                             capture_output=True, text=True).stdout
         lines += ["## Code copies (`duplicates --repo src --most 60`)", "",
                   "Pairs of places sharing 6 or more lines of the same shape; a row is a place to look, not a "
-                  "verdict.", "", "```", dup.rstrip(), "```", ""]
+                  "verdict.", "", "After:", "", "```", duplicates(ROOT / "src"), "```", ""]
+        if a.before:
+            lines += [f"Before (commit {rev[:7]}):", "", "```", dup_before, "```", ""]
     out = ROOT / "bench" / "results" / "architecture.md"
     out.write_text("\n".join(lines))
     print(out.read_text())
