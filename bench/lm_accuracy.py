@@ -237,6 +237,13 @@ def report() -> dict:
     # epochs: they stay in the jsonl for the record but are left out of the comparison
     capped = [r for r in rows if "max_seconds" in json.dumps(r["config"])]
     rows = [r for r in rows if r not in capped]
+    # a re-run of the same (protocol, variant, seed, config) replaces the earlier row in the table
+    # (the jsonl keeps both)
+    latest: dict[tuple, dict] = {}
+    for r in rows:
+        latest[(r["protocol"], r["variant"], r["seed"], json.dumps(r["config"], sort_keys=True))] = r
+    replaced = len(rows) - len(latest)
+    rows = list(latest.values())
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["protocol"], r["variant"]), []).append(r)
@@ -251,7 +258,7 @@ def report() -> dict:
                       "valid_ndcg@10": [_best_valid(r["fit_info"]) for r in rs]})
     fold = RESULTS / "lm_foldin.json"
     out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "results": table,
-           "excluded_capped_runs": len(capped),
+           "excluded_capped_runs": len(capped), "replaced_reruns": replaced,
            "foldin": json.loads(fold.read_text()) if fold.exists() else None, "runs": rows}
     prov = provenance()
     (RESULTS / "lm_accuracy.json").write_text(json.dumps(stamp(out, prov), indent=2))
@@ -260,7 +267,8 @@ def report() -> dict:
              "on the shared 2-core machine, 1 torch thread, `nice -n 19` (other jobs were running: see "
              "load_avg_1m per run in the JSON). Every learned model uses the same rule: at most `epochs` "
              "epochs, early stopping on valid NDCG@10 with its `patience`, no wall-clock cap (earlier "
-             f"wall-clock-capped runs, {len(capped)}, are kept in the jsonl but left out of this table). "
+             f"wall-clock-capped runs, {len(capped)}, are kept in the jsonl but left out of this table; a re-run "
+             f"of the same protocol, variant, seed and config replaces the earlier run here: {replaced} replaced). "
              "P3 lm-twotower: the epoch count is chosen on a cold-item fold carved from train "
              "(`cold_fold`: 15% of train items with >= 5 ratings, default_rng(7); early stopping ranks "
              "the fold's cold items only), then the model is refitted on all of train for that many "

@@ -187,7 +187,7 @@ def one(eps: float | None, quick: bool, dataset: str = "ml-100k", model: str = "
            "membership_target_epsilon_spent": (mia["target_privacy"] or {}).get("epsilon_spent")}
     if eps is None:  # references: a memorising model, and what the raw history reveals
         from longrec.models.ease import EASE
-        from longrec.privacy.twotower_net import history_features
+        from longrec.privacy.twotower_train import history_features
 
         out["ease_membership_auc"] = round(membership_inference(lambda: EASE(), tr, k=10, seed=0)["auc"], 4)
         _, hist = m._build_histories(np.asarray(ids, dtype=object), m._history_frame(None))

@@ -87,7 +87,8 @@ def test_every_package_has_a_layer():
     assert packages <= set(LEVEL), f"add these to LAYERS in {__file__}: {sorted(packages - set(LEVEL))}"
 
 
-def test_layers_import_one_way():
+def _upward_imports() -> list[str]:
+    """Imports that break the layer contract, one line each."""
     bad = []
     for mod, targets in _graph().items():
         if mod in SKIP or mod.endswith("__main__"):
@@ -99,10 +100,16 @@ def test_layers_import_one_way():
                 continue
             if LEVEL[dst] >= LEVEL[src]:
                 bad.append(f"{mod}:{line} imports {target} ({src} is layer {LEVEL[src]}, {dst} is layer {LEVEL[dst]})")
-    assert not bad, "layer contract broken:\n" + "\n".join(sorted(bad))
+    return sorted(bad)
 
 
-def test_no_import_cycles():
+def test_layers_import_one_way():
+    bad = _upward_imports()
+    assert not bad, "layer contract broken:\n" + "\n".join(bad)
+
+
+def _cycles() -> list[list[str]]:
+    """Module-level import cycles (each as a path that ends where it starts)."""
     def inside(a: str, b: str) -> bool:  # a package's __init__ and its own modules re-export each other
         return (_is_init(a) and b.startswith(a + ".")) or (_is_init(b) and a.startswith(b + "."))
 
@@ -124,6 +131,11 @@ def test_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+    return cycles
+
+
+def test_no_import_cycles():
+    cycles = _cycles()
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 

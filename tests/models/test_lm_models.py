@@ -155,6 +155,31 @@ def test_twotower_options_train(synthetic):
         assert np.isfinite(m.score(users=train.user_ids[:3]).to_numpy()).all(), kw
 
 
+def test_twotower_loads_saves_of_the_previous_layer_names(synthetic, tmp_path):
+    """One-layer item towers were saved as `net.proj.weight`/`net.bias_text.weight` (a bare
+    Linear); they load into today's `net.proj.0.*` names with the same scores. A save whose
+    tensors do not map onto the net is refused with ModelError."""
+    from safetensors.numpy import load_file, save_file
+
+    from longrec.errors import ModelError
+    from longrec.models.lm_twotower import LMTwoTower
+
+    train, valid = synthetic
+    m = LMTwoTower(_TT_FAST, item_layers=1).fit(train, valid)
+    m.save(tmp_path / "m")
+    f = tmp_path / "m" / "model.safetensors"
+    t = load_file(str(f))
+    assert "net.proj.0.weight" in t and "net.bias_text.0.bias" in t
+    old = {k.replace("net.proj.0.", "net.proj.").replace("net.bias_text.0.", "net.bias_text."): v
+           for k, v in t.items()}
+    save_file(old, str(f))
+    loaded = Recommender.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(m.score(histories={"n": [1, 3]}), loaded.score(histories={"n": [1, 3]}))
+    save_file({k: v for k, v in old.items() if not k.startswith("net.user_mlp.")}, str(f))
+    with pytest.raises(ModelError, match="user_mlp"):
+        Recommender.load(tmp_path / "m")
+
+
 # ------------------------------------------------------------------ blend
 def test_blend_weights_tuned_and_bad_weights_rejected(synthetic):
     from longrec.models.blend import Blend

@@ -60,7 +60,10 @@ def test_local_fedavg_with_user_level_dp(split3, tmp_path):
     p = rep["privacy"]
     assert p["private"] and p["level"] == "user" and p["epsilon_target"] == 8.0
     assert len(p["noise_multipliers"]) == 4 and all(x > 0 for x in p["noise_multipliers"])
-    assert p["noise_seed"].startswith("OS entropy")
+    assert p["noise_seed"].startswith("OS entropy") and p["noise_seed"].endswith("per party and round")
+    # the record of every private fit (privacy_record), less the single ε spent / noise it has not got
+    assert {"mechanism", "delta", "max_grad_norm", "popularity_prior"} <= set(p)
+    assert "epsilon_spent" not in p and "noise_multiplier" not in p
     m = Recommender.load(tmp_path / "dp")
     assert m.privacy_["private"] and m.meta_["privacy"]["noise_multipliers"] == p["noise_multipliers"]
     # by default every party's sampling and noise are secret (OS entropy): two runs differ; with

@@ -8,7 +8,7 @@ import pytest
 
 from longrec.models import Recommender
 from longrec.privacy.twotower import DPTwoTower
-from longrec.privacy.twotower_net import split_batch
+from longrec.privacy.twotower_train import split_batch
 
 FAST = {"encoder": "hash", "epochs": 15, "batch_size": 16, "lr": 0.02}
 
@@ -105,7 +105,7 @@ def test_dp_gradients_are_per_user():
     from opacus import GradSampleModule
 
     from longrec.privacy.twotower import DPTwoTowerConfig
-    from longrec.privacy.twotower_net import build_net
+    from longrec.privacy.twotower_train import build_net
 
     rng = np.random.default_rng(0)
     text = rng.normal(size=(7, 5)).astype(np.float32)
@@ -126,7 +126,7 @@ def test_dp_gradients_are_per_user():
 def test_popularity_counts_are_per_user_unit_vectors_and_add_up_across_parties():
     import scipy.sparse as sp
 
-    from longrec.privacy.twotower_net import popularity_counts, popularity_prior
+    from longrec.privacy.twotower_train import popularity_counts, popularity_prior
 
     X = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]], dtype=np.float32))
     c = popularity_counts(X)
@@ -165,7 +165,7 @@ def test_pca_init_starts_from_content_similarity():
     import torch
 
     from longrec.privacy.twotower import DPTwoTowerConfig
-    from longrec.privacy.twotower_net import build_net
+    from longrec.privacy.twotower_train import build_net
 
     rng = np.random.default_rng(0)
     text = rng.normal(size=(40, 6)).astype(np.float32)
@@ -198,3 +198,22 @@ def test_private_model_scores_empty_histories_with_its_trained_net(split3):
     assert not np.allclose(s, m.popularity_)
     plain = DPTwoTower({**FAST, "epochs": 2}).fit(split3["train"])
     np.testing.assert_allclose(plain.score(histories={"newcomer": []}).to_numpy()[0], plain.popularity_)
+
+
+def test_dp_net_scores_are_inner_products_of_its_item_vectors():
+    """The net scores through the user side (<W^T u + c, t_i>) for Opacus; item_vectors() must give
+    the same scores as plain two-tower inner products <u, v_i> + b_i (what retrieval indexes)."""
+    import torch
+
+    from longrec.models.twotower_net import DPTwoTowerNet
+
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(9, 5)).astype(np.float32)
+    net = DPTwoTowerNet(text, dim=4, hidden=3)
+    with torch.no_grad():
+        net.prior.copy_(torch.from_numpy(rng.random(9).astype(np.float32)))
+        net.bias.weight.copy_(torch.from_numpy(rng.normal(size=(9, 1)).astype(np.float32)))
+        net.prior_scale.weight.fill_(0.7)
+        x = torch.from_numpy(rng.normal(size=(2, 5)).astype(np.float32))
+        v, b = net.item_vectors()
+        torch.testing.assert_close(net(x), net.user_vectors(x) @ v.T + b, rtol=1e-5, atol=1e-5)

@@ -15,10 +15,22 @@ import re
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from longrec.errors import ConfigError
+from longrec.models.base import ModelConfig
 
 HASH_DIM = 256
+
+
+class ItemTextConfig(ModelConfig):
+    """The config fields of every model that embeds item texts: which encoder, and how an
+    item's row becomes its text."""
+
+    encoder: str = Field("default", description="longrec.lm encoder spec for the texts, or 'hash'")
+    item_text_template: str | None = Field(None, description="str.format template over item columns")
+    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
+                                                "order, e.g. ['title', 'author'] (None = every text column)")
 
 
 def item_texts_for(item_ids: np.ndarray, items: pd.DataFrame | None, template: str | None = None,
@@ -72,3 +84,11 @@ def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
 def item_text_matrix(item_ids: np.ndarray, items: pd.DataFrame | None, encoder: str = "default",
                      template: str | None = None, columns: list[str] | None = None) -> np.ndarray:
     return embed_texts(item_texts_for(item_ids, items, template, columns), encoder)
+
+
+def model_item_text(model) -> np.ndarray:
+    """The (n_items, d) text embeddings of a model's vocabulary items (model.vocab_, model.items_),
+    made as its ItemTextConfig says."""
+    cfg = model.config
+    return item_text_matrix(model.vocab_.items.ids, model.items_, cfg.encoder, cfg.item_text_template,
+                            cfg.item_text_columns)

@@ -34,17 +34,14 @@ from pydantic import Field
 
 from longrec.models._training import module_checkpoints, train_with_early_stopping
 from longrec.models._windows import last_items
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 
 
 # ============================================================================ config
-class LMSeqConfig(ModelConfig):
+class LMSeqConfig(ItemTextConfig):
     mode: Literal["lm+id", "id-only", "text-only"] = Field(
         "lm+id", description="item embedding: LM text projection + ID (default) or an ablation")
-    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
-    item_text_template: str | None = Field(None, description="str.format template over item columns")
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
     id_init: Literal["zero", "text", "normal"] = Field(
         "zero", description="start of the ID embeddings: zero (text carries the item at first), "
         "text (the top principal components of the LM embeddings: LM-initialised IDs) or normal")
@@ -122,9 +119,8 @@ class LMSeq(Recommender):
     def _item_text(self) -> np.ndarray | None:
         if self.config.mode == "id-only" and self.config.id_init != "text":
             return None
-        from longrec.models._lm_items import item_text_matrix
-        return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
-                                self.config.item_text_template, self.config.item_text_columns)
+        from longrec.models._lm_items import model_item_text
+        return model_item_text(self)
 
     def _windows(self, X) -> np.ndarray:
         """Right-padded training windows (n, max_len + 1) of item index + 1, from the ordered

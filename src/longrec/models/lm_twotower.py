@@ -22,6 +22,9 @@ sampled negative. Early stopping keeps the epoch with the best validation NDCG@1
 term is the same for every item, so the ranking of items is identical for every user
 (a learned popularity list). It is kept to show, in the benchmark, why the default is the
 inner product.
+
+The config, training loop and scoring live here; the torch module is
+longrec.models.twotower_net.TwoTowerNet (which also holds lm-twotower-dp's net).
 """
 
 from __future__ import annotations
@@ -34,15 +37,12 @@ import pandas as pd
 from pydantic import Field
 
 from longrec.models._training import module_checkpoints, train_with_early_stopping
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 from longrec.models._windows import last_items
 
 
-class LMTwoTowerConfig(ModelConfig):
-    encoder: str = Field("default", description="longrec.lm encoder spec for texts, or 'hash'")
-    item_text_template: str | None = None
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
+class LMTwoTowerConfig(ItemTextConfig):
     use_id: bool = Field(True, description="add a learned ID embedding to the item tower")
     id_dropout: float = Field(0.5, ge=0, le=1, description="share of items whose ID part is dropped per step")
     user_text: bool = Field(False, description="embed user-table attributes as user text (opt-in: "
@@ -71,72 +71,23 @@ class LMTwoTowerConfig(ModelConfig):
     progress: bool = False
 
 
-def _build_net(n_items: int, text: np.ndarray, user_text_dim: int, cfg: LMTwoTowerConfig):
-    import torch
-    from torch import nn
+def _build_net(text: np.ndarray, user_text_dim: int, cfg: LMTwoTowerConfig):
+    from longrec.models.twotower_net import TwoTowerNet
 
-    class TwoTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            d = cfg.dim
-            self.register_buffer("text", torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)))
-            self.register_buffer("id_mask", torch.ones(n_items))  # 0 for items without interactions
-            dt = text.shape[1]
-            if cfg.item_layers == 2:
-                self.proj = nn.Sequential(nn.Linear(dt, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-                self.bias_text = nn.Sequential(nn.Linear(dt, d), nn.GELU(), nn.Linear(d, 1))
-            else:
-                self.proj = nn.Linear(dt, d)
-                self.bias_text = nn.Linear(dt, 1)
-            self.use_id = cfg.use_id
-            if cfg.use_id:
-                self.ids = nn.Embedding(n_items, d)
-                nn.init.zeros_(self.ids.weight)  # text first, IDs learn the residual
-            self.bias_id = nn.Parameter(torch.zeros(n_items))
-            self.user_text_dim = user_text_dim
-            if user_text_dim:
-                self.user_proj = nn.Linear(user_text_dim, d)
-            if cfg.pooling == "attention":
-                self.query = nn.Parameter(torch.zeros(d))
-                self.key = nn.Linear(d, d)
-            self.user_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
-            if cfg.interaction == "additive":
-                self.w_u = nn.Linear(d, 1)
-                self.w_i = nn.Linear(d, 1)
+    return TwoTowerNet(text, cfg.dim, item_layers=cfg.item_layers, use_id=cfg.use_id, user_text_dim=user_text_dim,
+                       pooling=cfg.pooling, dropout=cfg.dropout, interaction=cfg.interaction)
 
-        def items(self, keep=None):
-            """(n_items, d) item vectors and (n_items,) biases; `keep` (n_items,) in {0,1}
-            drops ID parts during training."""
-            m = self.id_mask if keep is None else self.id_mask * keep
-            f = self.proj(self.text)
-            if self.use_id:
-                f = f + self.ids.weight * m[:, None]
-            b = self.bias_text(self.text).squeeze(1) + self.bias_id * m
-            return f, b
 
-        def users(self, F, hist, weights, utext=None):
-            """hist (B, H) item indices, weights (B, H) 1 for real entries (0 = pad or held out)."""
-            if cfg.pooling == "attention":
-                v = F[hist]
-                a = (self.key(v) * self.query).sum(-1) / (v.shape[-1] ** 0.5)
-                a = a.masked_fill(weights <= 0, float("-inf"))
-                a = torch.softmax(a, 1).nan_to_num(0.0) * (weights > 0)
-                h = (a[..., None] * v).sum(1)
-            else:
-                # weighted mean through embedding_bag: the same sum as (w[..., None] * F[hist]).sum(1)
-                # without the (B, H, d) tensor, whose gather/multiply/scatter took ~2/3 of training
-                w = weights / weights.sum(1, keepdim=True).clamp(min=1.0)
-                h = torch.nn.functional.embedding_bag(hist, F, per_sample_weights=w, mode="sum")
-            if utext is not None and self.user_text_dim:
-                h = h + self.user_proj(utext)
-            return h + self.user_mlp(h)
-
-        def scores(self, U, F, b):
-            if cfg.interaction == "additive":
-                return self.w_u(U) + (self.w_i(F).squeeze(1) + b)[None, :]
-            return U @ F.T + b[None, :]
-
-    return TwoTower()
+def _upgrade_state(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Saved nets with one-layer item towers named their layers `proj.weight`/`bias_text.weight`
+    (a bare Linear); the same layers are now `proj.0.*`/`bias_text.0.*` (TextMLP): rename."""
+    out = {}
+    for k, v in t.items():
+        for old in ("net.proj.", "net.bias_text."):
+            if k in (old + "weight", old + "bias"):
+                k = old + "0." + k[len(old):]
+        out[k] = v
+    return out
 
 
 class LMTwoTower(Recommender):
@@ -164,7 +115,7 @@ class LMTwoTower(Recommender):
         import torch
         import torch.nn.functional as F_
 
-        from longrec.models._lm_items import item_text_matrix
+        from longrec.models._lm_items import model_item_text
 
         cfg = self.config
         torch.set_num_threads(cfg.num_threads)
@@ -172,11 +123,10 @@ class LMTwoTower(Recommender):
         rng = np.random.default_rng(cfg.seed)
         n_users, n_items = X.shape
         t0 = time.perf_counter()
-        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template,
-                                cfg.item_text_columns)
+        text = model_item_text(self)
         utext = self._user_texts(train)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        self.net_ = _build_net(n_items, text, 0 if utext is None else utext.shape[1], cfg)
+        self.net_ = _build_net(text, 0 if utext is None else utext.shape[1], cfg)
         warm = self.popularity_ > 0
         self.net_.id_mask.copy_(torch.from_numpy(warm.astype(np.float32)))
         self.user_text_ = utext
@@ -202,11 +152,11 @@ class LMTwoTower(Recommender):
                 b = perm[s:s + cfg.batch_size]
                 u, slot = torch.from_numpy(pu[b]), torch.from_numpy(ps[b])
                 keep = (torch.rand(n_items) >= cfg.id_dropout).float()
-                Fi, bi = self.net_.items(keep)
+                Fi, bi = self.net_.item_vectors(keep)
                 w = w_t[u].clone()
                 w[torch.arange(len(b)), slot] = 0.0            # hold the target out of the input
                 tgt = seq_t[u, slot]
-                U = self.net_.users(Fi, seq_t[u], w, None if Ut is None else Ut[u])
+                U = self.net_.user_vectors(Fi, seq_t[u], w, None if Ut is None else Ut[u])
                 if cfg.loss == "bpr":
                     neg = warm_idx[torch.randint(len(warm_idx), (len(b),))]
                     su = self.net_.scores(U, Fi, bi)
@@ -261,7 +211,7 @@ class LMTwoTower(Recommender):
 
         self.net_.eval()
         with torch.no_grad():
-            self._F, self._b = self.net_.items()
+            self._F, self._b = self.net_.item_vectors()
 
     # ---------------------------------------------------------------- inference
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
@@ -277,7 +227,7 @@ class LMTwoTower(Recommender):
             ut[users >= 0] = self.user_text_[users[users >= 0]]
             ut = torch.from_numpy(ut)
         with torch.no_grad():
-            U = self.net_.users(self._F, torch.from_numpy(seq), torch.from_numpy(w), ut)
+            U = self.net_.user_vectors(self._F, torch.from_numpy(seq), torch.from_numpy(w), ut)
             return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32)
 
     # ---------------------------------------------------------------- persistence
@@ -298,8 +248,9 @@ class LMTwoTower(Recommender):
     def _set_state(self, t: dict[str, np.ndarray]) -> None:
         import torch
 
+        t = _upgrade_state(t)
         self.user_text_ = t.get("user_text")
         ud = 0 if self.user_text_ is None else self.user_text_.shape[1]
-        self.net_ = _build_net(len(self.vocab_.items), t["net.text"], ud, self.config)
+        self.net_ = _build_net(t["net.text"], ud, self.config)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("net.")})
         self._finish()

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from longrec.errors import ConfigError, LongrecError
 from longrec.privacy.noise import noise_record, noise_seed
+from longrec.privacy.guarantee import privacy_record
 
 
 class FederatedConfig(BaseModel):
@@ -115,7 +116,7 @@ def _local_train(arrays: dict[str, np.ndarray], X, text: np.ndarray, cfg, local_
     `noise_seed` if given, else torch's global one)."""
     import torch
 
-    from longrec.privacy.twotower_net import build_net, train_epochs, user_loader
+    from longrec.privacy.twotower_train import build_net, train_epochs, user_loader
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -237,7 +238,7 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         # the total); otherwise in the clear, each party's sums visible to the server
         import torch
 
-        from longrec.privacy.twotower_net import popularity_counts, prior_from_counts
+        from longrec.privacy.twotower_train import popularity_counts, prior_from_counts
         counts = [popularity_counts(Xk) for Xk in client_X]
         if tcfg.dp_epsilon is not None:  # each party releases its sums with Gaussian noise (sensitivity 1 per user)
             rng = np.random.default_rng([cfg.seed, 7] if cfg.reproducible_noise else None)
@@ -288,14 +289,13 @@ def run_federated(cfg: FederatedConfig, data_dir: str | None = None, verbose: bo
         "dataset": cfg.dataset, "protocol": cfg.protocol, "partition": cfg.partition, "n_parties": len(parts),
         "party_sizes": sizes, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs, "engine": cfg.engine,
         "secure_aggregation": cfg.secure_aggregation,
-        "privacy": {"private": False} if tcfg.dp_epsilon is None else {
-            "private": True, "level": "user", "mechanism": "DP-SGD on each party (Opacus, Poisson sampling); "
-            "users are disjoint across parties (parallel composition)", "epsilon_target": tcfg.dp_epsilon,
-            "delta": delta,
-            "noise_multipliers": [round(float(x), 5) for x in noises], "max_grad_norm": tcfg.max_grad_norm,
-            "noise_seed": noise_record(cfg.reproducible_noise) + ("" if cfg.reproducible_noise else ", per party and round"),
-            "popularity_prior": None if not tcfg.popularity_prior else {
-                "mechanism": "Gaussian per party, per-user L2 norm 1", "noise_multiplier": tcfg.prior_noise}},
+        "privacy": {"private": False} if tcfg.dp_epsilon is None else privacy_record(
+            "DP-SGD on each party (Opacus, Poisson sampling); users are disjoint across parties (parallel "
+            "composition)", epsilon_target=tcfg.dp_epsilon, delta=delta, reproducible_noise=cfg.reproducible_noise,
+            noise_multipliers=[round(float(x), 5) for x in noises], max_grad_norm=tcfg.max_grad_norm,
+            noise_seed=noise_record(cfg.reproducible_noise) + ("" if cfg.reproducible_noise else ", per party and round"),
+            popularity_prior=None if not tcfg.popularity_prior else {
+                "mechanism": "Gaussian per party, per-user L2 norm 1", "noise_multiplier": tcfg.prior_noise}),
         "max_abs_parameter": round(float(max(np.abs(v).max() for v in final.values())), 4),
         "valid_curve": curve, "best_round": best[0] if best else None,
         "final_valid_ndcg@10": curve[-1][1] if curve else None, "test_ndcg@10": round(float(test_ndcg), 6),

@@ -41,12 +41,17 @@ class PrivacyGuarantee:
         return own if self.is_private else super()._cold_user_scores(own)
 
 
-def privacy_record(mechanism: str, *, epsilon_target: float, epsilon_spent: float, delta: float,
-                   noise_multiplier: float, reproducible_noise: bool, **details: Any) -> dict[str, Any]:
+def privacy_record(mechanism: str, *, epsilon_target: float, delta: float, reproducible_noise: bool,
+                   epsilon_spent: float | None = None, noise_multiplier: float | None = None,
+                   **details: Any) -> dict[str, Any]:
     """The meta.json "privacy" entry of a user-level DP fit: the same keys for every private
-    model (mechanism, ε target and spent, δ, noise, where the noise came from) plus its own details."""
+    model and federated run (mechanism, ε target and spent, δ, noise, where the noise came from)
+    plus its own details (which may refine `noise_seed`). ε spent and the noise multiplier are
+    left out where there is no single one (federated parties each calibrate their own)."""
     from longrec.privacy.noise import noise_record
 
-    return {"private": True, "level": "user", "mechanism": mechanism, "epsilon_target": epsilon_target,
-            "epsilon_spent": epsilon_spent, "delta": delta, "noise_multiplier": noise_multiplier,
-            "noise_seed": noise_record(reproducible_noise), **details}
+    out = {"private": True, "level": "user", "mechanism": mechanism, "epsilon_target": epsilon_target,
+           "epsilon_spent": epsilon_spent, "delta": delta, "noise_multiplier": noise_multiplier,
+           "noise_seed": noise_record(reproducible_noise)}
+    return {k: v for k, v in {**out, **details}.items()
+            if v is not None or k not in ("epsilon_spent", "noise_multiplier")}

@@ -50,16 +50,13 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from longrec.errors import ConfigError
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
 from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
 
 
-class DPLinearConfig(ModelConfig):
-    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
-    item_text_template: str | None = None
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
+class DPLinearConfig(ItemTextConfig):
     # defaults: the ε = 8 choice on ml-100k P1 valid; without DP, dim 256 / l2 10 / clip 2 did best there
     dim: int = Field(16, ge=1, description="principal components of the item text embeddings kept")
     l2: float = Field(10.0, gt=0, description="ridge penalty λ (raise it as the noise grows)")
@@ -140,15 +137,14 @@ class DPLinear(PrivacyGuarantee, Recommender):
         return profiles(X, self.T_, self.config.clip, self.config.bias, self.config.item_weight)
 
     def _fit(self, X, train, valid) -> None:
-        from longrec.models._lm_items import item_text_matrix
+        from longrec.models._lm_items import model_item_text
 
         cfg = self.config
         if cfg.item_weight > 0 and X.shape[1] > cfg.max_items:
             raise ConfigError(f"{self.name} with item_weight > 0 solves a dense {X.shape[1]:,}-item system; "
                               f"set item_weight = 0 (text profile only) or raise max_items if you have the memory.")
         t0 = time.perf_counter()
-        text = item_text_matrix(self.vocab_.items.ids, self.items_, cfg.encoder, cfg.item_text_template,
-                                cfg.item_text_columns)
+        text = model_item_text(self)
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
         text = text.astype(np.float64)
         tc = text - text.mean(0, keepdims=True)

@@ -15,6 +15,9 @@ cf. opacus issue #350):
                    release is composed with DP-SGD in the same accountant, so the target
                    epsilon covers both. a is one learned scalar.
 
+The torch module is longrec.models.twotower_net.DPTwoTowerNet; the training loop is in
+longrec.privacy.twotower_train.
+
 Implementation trick that makes per-sample (per-user) gradients exact with Opacus's layer
 hooks: <u, W t_i> = <W^T u, t_i>, so the item projection is applied to the *user* vector
 (`net.item`, a Linear(dim -> d_text) whose batch dimension is the user) and the scores are
@@ -64,12 +67,13 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from longrec.errors import ConfigError
-from longrec.models.base import HistoryBatch, ModelConfig, Recommender
+from longrec.models._lm_items import ItemTextConfig
+from longrec.models.base import HistoryBatch, Recommender
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
 from longrec.fair.erasure import leace_eraser, nullspace_projection
 from longrec.privacy.accounting import calibrate_noise, require_opacus
 from longrec.privacy.guarantee import PrivacyGuarantee, privacy_record
-from longrec.privacy.twotower_net import (
+from longrec.privacy.twotower_train import (
     build_net,
     history_features,
     popularity_prior,
@@ -78,11 +82,7 @@ from longrec.privacy.twotower_net import (
 )
 
 
-class DPTwoTowerConfig(ModelConfig):
-    encoder: str = Field("default", description="longrec.lm encoder spec for item texts, or 'hash'")
-    item_text_template: str | None = Field(None, description="str.format template over item columns")
-    item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
-                                                "order, e.g. ['title', 'author'] (None = every text column)")
+class DPTwoTowerConfig(ItemTextConfig):
     dim: int = Field(32, ge=4, description="width of the user/item vectors")
     hidden: int = Field(0, ge=0, description="hidden width of the user tower MLP (0 = linear tower)")
     epochs: int = Field(30, ge=1, description="passes over the users")
@@ -134,9 +134,8 @@ class DPTwoTower(PrivacyGuarantee, Recommender):
             self._untrained = False
 
     def _item_text(self) -> np.ndarray:
-        from longrec.models._lm_items import item_text_matrix
-        return item_text_matrix(self.vocab_.items.ids, self.items_, self.config.encoder,
-                                self.config.item_text_template, self.config.item_text_columns)
+        from longrec.models._lm_items import model_item_text
+        return model_item_text(self)
 
     def _fit(self, X, train, valid) -> None:
         import torch

@@ -41,6 +41,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from longrec.errors import ConfigError, DataError
+from longrec.topk import topk
 
 RERANKERS = ("mmr", "calibrated", "exposure", "longtail", "fair")
 _OPTIONS = {"mmr": {"resort"}, "calibrated": {"alpha", "resort"}, "exposure": {"resort"},
@@ -427,10 +428,7 @@ def rerank(candidates, spec: str | RerankSpec, k: int = 10, context: RerankConte
     if s.ndim != 2 or s.shape[1] != len(context.item_ids):
         raise DataError(f"a score matrix must be users x {len(context.item_ids)} items; got shape {s.shape}.")
     c = min(max(n_candidates, k), s.shape[1])
-    cand = np.argpartition(-s, c - 1, axis=1)[:, :c] if c < s.shape[1] else np.tile(np.arange(s.shape[1]), (len(s), 1))
-    vals = np.take_along_axis(s, cand, 1)
-    order = np.lexsort((cand, -vals), axis=1)
-    cand, vals = np.take_along_axis(cand, order, 1), np.take_along_axis(vals, order, 1)
+    cand, vals = topk(s, c)  # best first, ties toward the lower item position
     cand = np.where(np.isfinite(vals), cand, -1)
     prof = None
     if spec.name == "calibrated":

@@ -27,6 +27,7 @@ from longrec.serve.metrics import Metrics, ServeMiddleware
 from longrec.serve.settings import ServeSettings
 from longrec.serve.state import Overlay, ServingState, check_model_dir, text_of, title_of
 from longrec.serve.store import _redact
+from longrec.topk import topk
 
 log = logging.getLogger("longrec.serve")
 
@@ -603,7 +604,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             return pairs
         nv, _ = st.vectors_for(new_ids)
         ns = nv @ p
-        order = np.argsort(-ns, kind="stable")[: min(s.new_item_slots, k)]
+        order = topk(ns, min(s.new_item_slots, k))[0]
         chosen = [(new_ids[j], float(ns[j])) for j in order if ns[j] >= s.new_item_min_similarity]
         if not chosen:
             return pairs

@@ -1,7 +1,8 @@
-"""The net and training loop of lm-twotower-dp (longrec.privacy.twotower): the towers over frozen
-LM item embeddings, the per-user batches (input part / held-out part of each history), the
-epoch loop, the popularity prior and the user sampler. torch is imported inside the functions.
-The DP accounting is in longrec.privacy.accounting; the model class in longrec.privacy.twotower.
+"""The training loop of lm-twotower-dp (longrec.privacy.twotower): the per-user batches (input
+part / held-out part of each history), the epoch loop shared by central, private and federated
+training, the popularity prior and the user sampler. The torch module is
+longrec.models.twotower_net.DPTwoTowerNet (`build_net` makes it from a config); the DP
+accounting is in longrec.privacy.accounting. torch is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -11,56 +12,11 @@ import scipy.sparse as sp
 
 
 def build_net(text: np.ndarray, cfg):
-    """The torch module over the frozen (n_items, d_text) text matrix."""
-    import torch
-    from torch import nn
+    """The DPTwoTowerNet of a DPTwoTowerConfig over the frozen (n_items, d_text) text matrix."""
+    from longrec.models.twotower_net import DPTwoTowerNet
 
-    class TwoTowerNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            d_text, n_items = text.shape[1], text.shape[0]
-            self.register_buffer("text", torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)))
-            if cfg.hidden:
-                self.user = nn.Sequential(nn.Linear(d_text, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.dim))
-            else:
-                self.user = nn.Sequential(nn.Linear(d_text, cfg.dim))
-            self.item = nn.Linear(cfg.dim, d_text)             # W^T (and c as its bias)
-            self.bias = nn.Linear(1, n_items, bias=False)      # b_i: one scalar per item
-            nn.init.zeros_(self.bias.weight)
-            self.bias.weight.requires_grad_(cfg.item_bias)
-            if cfg.init == "pca" and not cfg.hidden:
-                # u = P^T h, v_i = P^T t_i: <u, v_i> = content similarity in the top-dim PCA space
-                tc = text - text.mean(0, keepdims=True)
-                P = np.linalg.svd(tc, full_matrices=False)[2][:cfg.dim].T.astype(np.float32)  # (d_text, dim)
-                P = np.pad(P, ((0, 0), (0, cfg.dim - P.shape[1])))
-                with torch.no_grad():
-                    self.user[0].weight.copy_(torch.from_numpy(P.T.copy()) * 4.0)
-                    self.user[0].bias.zero_()
-                    self.item.weight.copy_(torch.from_numpy(P.copy()) * 4.0)
-                    self.item.bias.zero_()
-            self.register_buffer("prior", torch.zeros(n_items))  # p_i (zeros = no prior)
-            self.prior_scale = nn.Linear(1, 1, bias=False)      # a (a layer: Opacus needs one)
-            nn.init.ones_(self.prior_scale.weight)
-            if cfg.fair_attribute and cfg.fair_method in ("leace", "nullspace"):  # u -> u M (identity until fitted)
-                self.register_buffer("fair_proj", torch.eye(cfg.dim))
-
-        def user_vectors(self, x):
-            u = self.user(x)
-            return u @ self.fair_proj if hasattr(self, "fair_proj") else u
-
-        def forward(self, x):
-            z = self.item(self.user_vectors(x))
-            one = torch.ones(len(x), 1, dtype=x.dtype)
-            return z @ self.text.T + self.bias(one) + self.prior_scale(one) * self.prior
-
-        def item_vectors(self):
-            """(n_items, dim) item embeddings v_i = W t_i and (n_items,) item biases."""
-            with torch.no_grad():
-                v = self.text @ self.item.weight            # (n, d_text) @ (d_text, dim)
-                b = self.text @ self.item.bias + self.bias.weight[:, 0] + self.prior_scale.weight[0, 0] * self.prior
-            return v, b
-
-    return TwoTowerNet()
+    return DPTwoTowerNet(text, cfg.dim, hidden=cfg.hidden, item_bias=cfg.item_bias, init=cfg.init,
+                         fair_projection=bool(cfg.fair_attribute) and cfg.fair_method in ("leace", "nullspace"))
 
 
 def history_features(X: sp.csr_matrix, text: np.ndarray) -> np.ndarray:
