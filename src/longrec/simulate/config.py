@@ -4,6 +4,7 @@
     [world]                 true-utility fit and user-behaviour parameters (see docs/simulate.md)
     [[worlds]]              optional: a study over several worlds, each [world] with overrides
     [metrics]               pair sample size, user groups
+    [users]                 optional: who chooses from the slate ("mnl", or "llm": a language model)
     [[policies]]            one table per policy: name, model, params, exploration
 
 Every field has a default except the policy list. `load_config(path)` raises a
@@ -154,6 +155,44 @@ class PolicySettings(_Strict):
         return self
 
 
+def _llm_generator_default():
+    from longrec.lm.generators import GeneratorSettings
+
+    return GeneratorSettings(backend="llama-cpp")
+
+
+class LLMUsers(_Strict):
+    """The language-model user model (longrec.simulate.llm_users): one generator call per active
+    user and step; answers are parsed and validated, invalid ones take ``fallback``."""
+    generator: Any = Field(default_factory=_llm_generator_default,
+                           description="longrec.lm GeneratorSettings: backend 'llama-cpp' (packaged Gemma 3 "
+                           "270M, offline) or 'openai' (base_url, model, endpoint) or 'template'")
+    history: int = Field(10, ge=0, le=50, description="recent items shown in the prompt, most recent first")
+    profile: bool = Field(True, description="put the user's attributes (age, gender, ...) in the prompt")
+    allow_none: bool = Field(True, description="offer '0. None of these' (no choice costs patience)")
+    fallback: Literal["mnl", "first", "none"] = Field("mnl", description="choice when the answer is invalid: "
+                                                       "the world's MNL choice, the first item, or none")
+    max_tokens: int = Field(8, ge=1, le=256)
+    max_item_chars: int = Field(120, ge=10, description="item texts are cut to this many characters")
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _generator(cls, v: Any) -> Any:
+        from longrec.lm.generators import GeneratorSettings
+
+        if isinstance(v, GeneratorSettings):
+            return v
+        if not isinstance(v, dict):
+            raise ValueError("generator must be a table of longrec.lm GeneratorSettings fields")
+        return GeneratorSettings(**{"backend": "llama-cpp", **v})
+
+
+class UserModel(_Strict):
+    choice: Literal["mnl", "llm"] = Field("mnl", description="'mnl': multinomial logit over true utility; "
+                                          "'llm': a language model picks (opt-in, slow)")
+    llm: LLMUsers = LLMUsers()
+
+
 class StudyWorld(WorldSettings):
     """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
@@ -164,6 +203,7 @@ class SimConfig(_Strict):
     world: WorldSettings = WorldSettings()
     worlds: list[StudyWorld] = Field(default_factory=list, description="a study: run every policy in every world")
     metrics: MetricSettings = MetricSettings()
+    users: UserModel = UserModel()
     policies: list[PolicySettings] = Field(..., min_length=1)
 
     @model_validator(mode="before")

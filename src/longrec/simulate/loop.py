@@ -45,8 +45,10 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
 
 @limit_blas(1)
 def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
-               on_step: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """One simulation: a DataFrame with one row per (step, group) and a column per metric."""
+               on_step: Callable[[int], None] | None = None, llm_generator=None) -> pd.DataFrame:
+    """One simulation: a DataFrame with one row per (step, group) and a column per metric.
+    With ``[users] choice = "llm"`` a language model chooses (``llm_generator`` overrides the
+    configured generator, e.g. a stub in tests); its parse counts are in ``df.attrs["llm_users"]``."""
     sim = cfg.simulation
     # behaviour parameters come from this run's config; the fitted ones stay the world's
     fitted = {k: getattr(world.settings, k) for k in ("family", "text_encoder", "latent_dim", "utility_l2", "text_weight")}
@@ -57,6 +59,11 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     pol_rng = np.random.default_rng([seed, 2])
     policy = make_policy(cfg.policy(policy_name), seed, sim.epochs)
     state = UserState.initial(world)
+    llm = None
+    if cfg.users.choice == "llm":
+        from longrec.simulate.llm_users import LLMChooser
+
+        llm = LLMChooser(cfg.users.llm, world, generator=llm_generator)
     tracker = MetricTracker(world, state, np.random.default_rng([seed, 3]), cfg.metrics.pairs)
     t0 = int(world.initial_frame["timestamp"].max()) + 1 if len(world.initial_frame) else 0
     logged = [world.initial_frame]
@@ -77,6 +84,8 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = policy.slate(pol_rng, world, state, users, full_util, pend, sim.slate_size)
             slate_util = np.where(slates >= 0, np.take_along_axis(full_util, np.maximum(slates, 0), 1), -np.inf)
             pos = choose(user_rng, slate_util, ws.choice_beta, ws.no_choice_utility)
+            if llm is not None:  # the MNL draw above is kept: the same user RNG stream, and the fallback
+                pos = llm.choose(users, slates, slate_util, pos)
             chosen = np.where(pos >= 0, np.take_along_axis(slates, np.maximum(pos, 0)[:, None], 1)[:, 0], -1)
             chosen = np.where(np.isfinite(np.take_along_axis(slate_util, np.maximum(pos, 0)[:, None], 1)[:, 0]), chosen, -1)
         else:
@@ -85,6 +94,8 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slate_util = np.zeros((0, sim.slate_size), np.float32)
             chosen = np.zeros(0, np.int64)
         policy.observe(world, users, chosen)
+        if llm is not None:
+            llm.observe(users, chosen)
         event = step_users(user_rng, world, state, users, chosen)
         values = tracker.step(state, users, slates, slate_util, full_util, chosen, sim.slate_size, event)
         clicked = chosen >= 0
@@ -101,6 +112,8 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     df.insert(0, "policy", policy_name)
     df.attrs["seconds"] = round(time.perf_counter() - t_start, 2)
     df.attrs["fit_seconds"] = round(fit_seconds, 2)
+    if llm is not None:
+        df.attrs["llm_users"] = llm.summary()
     return df
 
 
@@ -108,8 +121,11 @@ def _task(cfg_data: dict, world: World, policy_name: str, seed: int) -> tuple[pd
     """One (policy, seed) run: the unit of work both in process and on Ray."""
     cfg = SimConfig(**cfg_data)
     df = run_policy(cfg, world, policy_name, seed)
-    return df, {"policy": policy_name, "seed": seed, "seconds": df.attrs["seconds"],
-                "fit_seconds": df.attrs["fit_seconds"]}
+    info = {"policy": policy_name, "seed": seed, "seconds": df.attrs["seconds"],
+            "fit_seconds": df.attrs["fit_seconds"]}
+    if "llm_users" in df.attrs:
+        info["llm_users"] = df.attrs["llm_users"]
+    return df, info
 
 
 def run_sweep(cfg: SimConfig, world: World | None = None, use_ray: bool = False, address: str | None = None,
