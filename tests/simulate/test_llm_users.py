@@ -137,3 +137,11 @@ def test_packaged_model_smoke(syn_dir, syn_world):
     res = ch.ask(0, np.arange(5))
     assert res.status in ("ok", "none", "empty", "garbage", "out_of_range", "several")
     assert sum(ch.counts.values()) == 1
+
+
+def test_parser_number_and_title_disagree():
+    titles = ["Heat", "Alien", "Toy Story"]
+    assert parse_choice("1. Toy Story (1995)", 3, titles=titles).status == "several"
+    assert parse_choice("3. Toy Story (1995)", 3, titles=titles) == parse_choice("3", 3)
+    assert parse_choice("Toy Story (1995)", 3, titles=titles).index == 2
+    assert build_prompt("", [], ["A", "B"], answer="title").endswith("The user picks:")

@@ -172,7 +172,9 @@ class LLMUsers(_Strict):
     allow_none: bool = Field(True, description="offer '0. None of these' (no choice costs patience)")
     fallback: Literal["mnl", "first", "none"] = Field("mnl", description="choice when the answer is invalid: "
                                                        "the world's MNL choice, the first item, or none")
-    max_tokens: int = Field(8, ge=1, le=256)
+    answer: Literal["number", "title"] = Field("number", description="ask for the option's number, or let the "
+                                               "model write the chosen item (matched to the option titles)")
+    max_tokens: int = Field(16, ge=1, le=256)
     max_item_chars: int = Field(120, ge=10, description="item texts are cut to this many characters")
 
     @field_validator("generator", mode="before")

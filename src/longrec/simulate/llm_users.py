@@ -56,7 +56,8 @@ def parse_choice(text: str | None, n_options: int, allow_none: bool = True,
     """Parse a generator's answer to "which option (1..n_options) does the user pick?".
 
     Rules, on the first non-empty line: a leading number ("3", "Option 3", "[3]", "3. Heat (1995)")
-    is the answer unless the line goes on to name another option ("3 or 5", "1, 2, 3": several);
+    is the answer unless the line goes on to name another option ("3 or 5", "1, 2, 3", or
+    "1. <the title of option 4>": several);
     otherwise the line's 1-3 digit numbers outside parentheses (years are ignored) must be one
     value; with no number, a line naming exactly one option title picks it; "0" or a word such as
     "none" is no choice when ``allow_none`` (else out of range / garbage).
@@ -79,6 +80,11 @@ def parse_choice(text: str | None, n_options: int, allow_none: bool = True,
         others = {int(x) for x in _MORE_RE.findall(rest)} - {value}
         if others:
             return ParsedChoice(None, "several")
+        if titles and 1 <= value <= n_options:  # "1. <title of option 4>": a number and a title that disagree
+            low = line[m.end():].lower()
+            named = {j for j, t in enumerate(titles) if t and t.lower() in low}
+            if named and value - 1 not in named:
+                return ParsedChoice(None, "several")
     else:
         bare = re.sub(r"\([^)]*\)", " ", line)
         nums = {int(x) for x in _NUM_RE.findall(bare)}
@@ -134,8 +140,11 @@ def user_profiles(users, user_ids: np.ndarray) -> list[str]:
     return out
 
 
-def build_prompt(profile: str, history: list[str], options: list[str], allow_none: bool = True) -> str:
-    """A completion-style prompt (works with base models): profile, recent history, numbered options."""
+def build_prompt(profile: str, history: list[str], options: list[str], allow_none: bool = True,
+                 answer: str = "number") -> str:
+    """A completion-style prompt (works with base models): profile, recent history, numbered
+    options; the last line asks for the option's number (``answer="number"``) or lets the model
+    write the chosen item (``"title"``: parsed by title match)."""
     lines = ["A recommender shows a user a list of options. The user picks the one they most want next.", ""]
     if profile:
         lines.append(f"User: {profile}.")
@@ -145,8 +154,11 @@ def build_prompt(profile: str, history: list[str], options: list[str], allow_non
     lines += [f"{j + 1}. {t}" for j, t in enumerate(options)]
     if allow_none:
         lines.append("0. None of these.")
-    lines += ["", f"Answer with one number{' (0 for none)' if allow_none else ''}.",
-              "The user picks option number:"]
+    if answer == "title":
+        lines += ["", "The user picks:"]
+    else:
+        lines += ["", f"Answer with one number{' (0 for none)' if allow_none else ''}.",
+                  "The user picks option number:"]
     return "\n".join(lines)
 
 
@@ -180,14 +192,15 @@ class LLMChooser:
 
     def prompt(self, user: int, options: np.ndarray) -> str:
         hist = [self.texts[i] for i in reversed(self.recent[user])]
-        return build_prompt(self.profiles[user], hist, [self.texts[i] for i in options], self.s.allow_none)
+        return build_prompt(self.profiles[user], hist, [self.texts[i] for i in options], self.s.allow_none,
+                            self.s.answer)
 
     def ask(self, user: int, options: np.ndarray) -> ParsedChoice:
         """One generator call; the parsed answer (index into `options`)."""
         from longrec.lm.errors import GeneratorError
 
         try:
-            raw = self.gen.generate(self.prompt(user, options), max_tokens=self.s.max_tokens)
+            raw = self.gen.generate(self.prompt(user, options), max_tokens=self.s.max_tokens, stop=["\n\n"])
         except GeneratorError as e:
             raw, res = str(e), ParsedChoice(None, "error")
         else:
