@@ -92,6 +92,11 @@ class Satiation(_Strict):
     in z units of the model score, so the slate leaves recently over-consumed genres to rest."""
     weight: float = Field(0.5, ge=0, description="penalty per unit of estimated genre satiation (z units)")
     decay: float = Field(0.1, ge=0, le=1, description="share of the estimated satiation forgotten each step")
+    impression_weight: float = Field(0.0, ge=0, description="penalty per (decayed) time the user was shown "
+                                     "the item and chose something else or nothing (z units)")
+    impression_decay: float = Field(0.0, ge=0, le=1, description="share of the skip counts forgotten each step")
+    crowd_weight: float = Field(0.0, ge=0, description="penalty x log(1 + percent of active users who chose "
+                                "the item during the run) (z units)")
 
 
 class PolicySettings(_Strict):

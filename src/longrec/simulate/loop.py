@@ -93,7 +93,7 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = np.zeros((0, sim.slate_size), np.int64)
             slate_util = np.zeros((0, sim.slate_size), np.float32)
             chosen = np.zeros(0, np.int64)
-        policy.observe(world, users, chosen)
+        policy.observe(world, users, chosen, slates)
         if llm is not None:
             llm.observe(users, chosen)
         event = step_users(user_rng, world, state, users, chosen)
