@@ -31,8 +31,11 @@ class _Strict(BaseModel):
 
 class SimulationSettings(_Strict):
     name: str = "simulation"
-    dataset: str = Field("ml-100k", description="registered dataset name (LONGREC_DATA_DIR) or a folder")
-    split: Literal["p1", "p2", "p3"] = Field("p1", description="the loop starts from this split's train part")
+    dataset: str = Field("ml-100k", description="registered dataset name (LONGREC_DATA_DIR), a dataset folder, "
+                         "or a split folder holding train/valid/test.csv (+ items.csv, users.csv), e.g. "
+                         "$LONGREC_DATA_DIR/book-crossing/splits/b1")
+    split: Literal["p1", "p2", "p3"] = Field("p1", description="the loop starts from this split's train part "
+                                             "(ignored for a split folder)")
     download: bool = Field(False, description="download a known MovieLens dataset when it is not found locally")
     steps: int = Field(200, ge=1, description="simulated steps T")
     slate_size: int = Field(10, ge=1, le=100, description="items per slate K")
@@ -294,6 +297,8 @@ def check_dataset_available(cfg: SimConfig, source: str = "config") -> None:
     from longrec.data.registry import canonical_name, data_dirs, find_dataset
 
     name = cfg.simulation.dataset
+    if split_folder(name) is not None:
+        return
     if Path(name).expanduser().is_dir() and dataset_files(Path(name).expanduser()) is not None:
         return
     if find_dataset(name) is not None:
@@ -304,3 +309,16 @@ def check_dataset_available(cfg: SimConfig, source: str = "config") -> None:
     hint = " or set simulation.download = true" if canonical_name(name) in URLS else ""
     raise ConfigError(f"{source}: simulation.dataset {name!r} was not found (LONGREC_DATA_DIR: {dirs}); "
                       f"set LONGREC_DATA_DIR to the folder that contains {name}/, give a folder path{hint}.")
+
+
+def split_folder(name: str) -> Path | None:
+    """The folder when `name` (``$VARS`` expanded) is a published split folder: train, valid and
+    test as .csv or .parquet, optionally items and users tables next to them."""
+    import os
+
+    d = Path(os.path.expandvars(name)).expanduser()
+    if not d.is_dir():
+        return None
+    if all(any((d / f"{part}.{ext}").is_file() for ext in ("csv", "parquet")) for part in ("train", "valid", "test")):
+        return d
+    return None

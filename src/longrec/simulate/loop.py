@@ -21,11 +21,27 @@ import numpy as np
 import pandas as pd
 
 from longrec._threads import limit_blas
-from longrec.simulate.config import SimConfig
+from longrec.simulate.config import SimConfig, split_folder
 from longrec.simulate.metrics import METRICS, MetricTracker
 from longrec.simulate.policies import make_policy
 from longrec.simulate.users import UserState, choose, step_users
 from longrec.simulate.world import World, fit_world, validate_world
+
+
+def _read_split_folder(d: Path) -> dict:
+    """train/valid/test Datasets of a split folder (e.g. book-crossing/splits/b1), with its
+    items/users tables when present. Ids are read as strings (ISBNs keep leading zeros)."""
+    from longrec.data.dataset import Dataset
+    from longrec.data.readers import read_interactions, read_items, read_users
+
+    def pick(stem):
+        return next((d / f"{stem}.{e}" for e in ("csv", "parquet") if (d / f"{stem}.{e}").is_file()), None)
+
+    items = read_items(pick("items")) if pick("items") else None
+    users = read_users(pick("users")) if pick("users") else None
+    name = f"{d.parent.parent.name}/{d.name}" if d.parent.name == "splits" else d.name
+    return {part: Dataset(read_interactions(pick(part)), items, users, name=f"{name}/{part}",
+                          meta={"source": str(d), "part": part}) for part in ("train", "valid", "test")}
 
 
 @limit_blas(1)
@@ -34,7 +50,8 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
     from longrec.data.registry import load_split
 
     sim = cfg.simulation
-    split = load_split(sim.dataset, sim.split, download=sim.download)
+    folder = split_folder(sim.dataset)
+    split = _read_split_folder(folder) if folder is not None else load_split(sim.dataset, sim.split, download=sim.download)
     parts = [split[p].interactions for p in ("train", "valid", "test")]
     full = split["train"].with_interactions(pd.concat(parts, ignore_index=True), name=sim.dataset)
     world = fit_world(full, split["train"], cfg.world, cfg.metrics, max_users=sim.max_users)
