@@ -213,8 +213,9 @@ def simulate(config: str | Path | SimConfig, out: str | Path, use_ray: bool = Fa
         return _study(cfg, out, use_ray, address, log, report)
     t0 = time.perf_counter()
     world = build_world(cfg)
+    where = "the split folder's" if split_folder(cfg.simulation.dataset) else cfg.simulation.split
     log(f"world fitted: {world.n_users:,} users, {world.n_items:,} items "
-        f"(true-utility NDCG@10 on {cfg.simulation.split} test: {world.info['validation']['NDCG@10']})")
+        f"(true-utility NDCG@10 on {where} test: {world.info['validation']['NDCG@10']})")
     df, timings = run_sweep(cfg, world, use_ray=use_ray, address=address, log=log)
     df.to_parquet(out / "metrics.parquet", index=False)
     info = {**world.info, "tasks": timings, "total_seconds": round(time.perf_counter() - t0, 2), "ray": use_ray}
