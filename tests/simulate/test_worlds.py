@@ -88,3 +88,17 @@ def test_split_folder_dataset(tmp_path, monkeypatch):
     assert w.info["validation"]["NDCG@10"] > 0
     df = run_policy(cfg, w, "knn", 0)
     assert len(df) == 3 * len(w.groups)
+
+
+def test_log_all_users_gives_policies_every_users_training_data(syn_dir):
+    from longrec.simulate.config import parse_config
+
+    base = {"dataset": str(syn_dir), "steps": 2, "max_users": 20}
+    w = {"latent_dim": 8, "utility_l2": 50.0}
+    pol = [{"name": "r", "model": "random"}]
+    few = build_world(parse_config({"simulation": base, "world": w, "policies": pol}), validate=False)
+    all_ = build_world(parse_config({"simulation": {**base, "log_all_users": True}, "world": w, "policies": pol}),
+                       validate=False)
+    assert few.n_users == all_.n_users == 20
+    assert few.initial_frame["user_id"].nunique() == 20 and all_.initial_frame["user_id"].nunique() > 20
+    assert (few.initial.toarray() == all_.initial.toarray()).all()  # the simulated users start the same

@@ -42,6 +42,8 @@ class SimulationSettings(_Strict):
     retrain_every: int = Field(20, ge=1, description="retrain the policy every R steps")
     seeds: list[int] = Field([0], min_length=1)
     max_users: int = Field(0, ge=0, description="simulate only the first N users (0 = all)")
+    log_all_users: bool = Field(False, description="with max_users: policies train on every user's training "
+                                "interactions plus the simulated log (false: the simulated users' only)")
     epochs: int | None = Field(None, ge=1, description="epoch budget of every trained policy model that has an "
                                "`epochs` field and does not set it in its params (None = the model's default)")
 

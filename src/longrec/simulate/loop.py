@@ -54,7 +54,8 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
     split = _read_split_folder(folder) if folder is not None else load_split(sim.dataset, sim.split, download=sim.download)
     parts = [split[p].interactions for p in ("train", "valid", "test")]
     full = split["train"].with_interactions(pd.concat(parts, ignore_index=True), name=sim.dataset)
-    world = fit_world(full, split["train"], cfg.world, cfg.metrics, max_users=sim.max_users)
+    world = fit_world(full, split["train"], cfg.world, cfg.metrics, max_users=sim.max_users,
+                      log_all_users=sim.log_all_users)
     if validate:
         world.info["validation"] = validate_world(split, cfg.world)
     return world
