@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--policy", default="long-term")
     ap.add_argument("--tuned-world", default="ease")
-    ap.add_argument("--base", default="ease", help="the policy the long-term one wraps")
+    ap.add_argument("--base", default="itemknn", help="the policy the long-term one wraps")
+    ap.add_argument("--results", default="long_term_study", help="file name stem under bench/results/")
     args = ap.parse_args()
     prov = provenance()
     import pandas as pd
@@ -49,7 +50,8 @@ def main() -> None:
         f"| {n} | {v['family']} | {v.get('NDCG@10')} |\n" for n, v in s["worlds"].items())
     study_md = study.markdown(agg, s["winners"], head)
     # the baseline: the best other myopic candidate (oracle, random excluded) by cumulative welfare
-    cmp_all = study.compare(agg, args.policy)
+    others_lt = tuple(p for p in set(agg["policy"]) if p.startswith("long-term") and p != args.policy)
+    cmp_all = study.compare(agg, args.policy, exclude_policies=others_lt)
     base = args.base
     vs_base = {w: round(float(agg[(agg.world == w) & (agg.policy == args.policy)]["cum_welfare"].iloc[0]
                               / agg[(agg.world == w) & (agg.policy == base)]["cum_welfare"].iloc[0]), 4)
@@ -64,7 +66,7 @@ def main() -> None:
            "long_term_vs_best_myopic": cmp_all, "long_term_welfare_vs_its_base": vs_base, "tuned_world": args.tuned_world,
            "targets_met_on_untuned_worlds": met}
     res_dir = Path(__file__).resolve().parent / "results"
-    (res_dir / "long_term_study.json").write_text(json.dumps(stamp(res, prov), indent=2, default=float),
+    (res_dir / f"{args.results}.json").write_text(json.dumps(stamp(res, prov), indent=2, default=float),
                                                   encoding="utf-8")
     md = [f"# {cfg.simulation.name}", "", md_line(prov), "",
           f"Simulation: `{res['simulate_command']}` — {res['size']['users']} users, {cfg.simulation.steps} steps, "
@@ -82,7 +84,7 @@ def main() -> None:
     md += ["", f"Targets met on every world it was not tuned on: **{'yes' if met else 'no'}**.",
            "", f"Cumulative welfare of `{args.policy}` / its base policy `{base}`: "
            + ", ".join(f"{w} {v:.3f}" for w, v in vs_base.items()) + ".", ""]
-    (res_dir / "long_term_study.md").write_text("\n".join(md), encoding="utf-8")
+    (res_dir / f"{args.results}.md").write_text("\n".join(md), encoding="utf-8")
     print("\n".join(md))
 
 

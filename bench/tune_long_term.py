@@ -33,6 +33,12 @@ def main() -> None:
                     help="softmax exploration temperatures on top (0 = none)")
     ap.add_argument("--reranks", nargs="+", default=[""],
                     help="re-ranker specs applied before the satiation re-scoring ('' = none)")
+    ap.add_argument("--impression-weights", type=float, nargs="+", default=[0.0],
+                    help="penalty per skipped impression (0 = none)")
+    ap.add_argument("--impression-decays", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--crowd-weights", type=float, nargs="+", default=[0.0],
+                    help="penalty x log(1 + percent of users who chose the item in the run)")
+    ap.add_argument("--workers", type=int, default=1, help="parallel processes (runs are independent)")
     ap.add_argument("--out", default="long_term_tuning.json", help="file name under bench/results/")
     ap.add_argument("--homog-cut", type=float, default=0.20,
                     help="choose the best welfare among points with homogenisation this much below the base")
@@ -44,22 +50,42 @@ def main() -> None:
 
     cfg = load_config(args.config).for_world(args.world)
     base = cfg.policy(args.base)
-    grid = [(0.0, 0.0, 0.0, "")] + [(w, d, t, r) for w in args.weights for d in args.decays
-                                    for t in args.temperatures for r in args.reranks]
+    grid = [(0.0, 0.0, 0.0, "", 0.0, 0.0, 0.0)] + [
+        (w, d, t, r, iw, idc, cw) for w in args.weights for d in args.decays for t in args.temperatures
+        for r in args.reranks for iw in args.impression_weights
+        for idc in (args.impression_decays if iw else [0.0]) for cw in args.crowd_weights]
+
+    def name(w, d, t, r, iw, idc, cw):
+        return (f"sat-w{w:g}-d{d:g}" + (f"-T{t:g}" if t else "") + (f"-{r}" if r else "")
+                + (f"-imp{iw:g}" + (f"d{idc:g}" if idc else "") if iw else "") + (f"-crowd{cw:g}" if cw else ""))
+
     pols = [base.model_copy(update={
-        "name": f"sat-w{w:g}-d{d:g}" + (f"-T{t:g}" if t else "") + (f"-{r}" if r else ""),
-        "satiation": None if w == 0 else {"weight": w, "decay": d}, "rerank": r or None,
-        "candidates": 300 if r else base.candidates,
-        "exploration": {"kind": "softmax", "temperature": t, "pool": 100} if t else None}) for w, d, t, r in grid]
+        "name": name(w, d, t, r, iw, idc, cw),
+        "satiation": None if w == 0 and iw == 0 and cw == 0 else {
+            "weight": w, "decay": d, "impression_weight": iw, "impression_decay": idc, "crowd_weight": cw},
+        "rerank": r or None, "candidates": 300 if r else base.candidates,
+        "exploration": {"kind": "softmax", "temperature": t, "pool": 100} if t else None})
+        for w, d, t, r, iw, idc, cw in grid]
     cfg = cfg.model_copy(update={"policies": pols})
     cfg = type(cfg)(**cfg.model_dump())  # re-validate the satiation tables
     world = build_world(cfg, validate=False)
-    frames = []
-    for p in cfg.policies:
-        for s in args.seeds:
-            frames.append(run_policy(cfg, world, p.name, s).assign(world=args.world))
-            print(p.name, s, frames[-1].attrs.get("seconds"), file=sys.stderr, flush=True)
     import pandas as pd
+
+    jobs = [(p.name, s) for p in cfg.policies for s in args.seeds]
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers) as ex:
+            futs = [ex.submit(run_policy, cfg, world, n, s) for n, s in jobs]
+            frames = []
+            for (n, s), f in zip(jobs, futs):
+                frames.append(f.result().assign(world=args.world))
+                print(n, s, file=sys.stderr, flush=True)
+    else:
+        frames = []
+        for n, s in jobs:
+            frames.append(run_policy(cfg, world, n, s).assign(world=args.world))
+            print(n, s, frames[-1].attrs.get("seconds"), file=sys.stderr, flush=True)
 
     agg = study.aggregate(study.per_run(pd.concat(frames, ignore_index=True)))
     agg = agg.sort_values("cum_welfare", ascending=False)
@@ -67,6 +93,9 @@ def main() -> None:
     ok = agg[agg["homogenisation"] <= (1 - args.homog_cut) * base_h]
     best = (ok if len(ok) else agg).iloc[0]
     rows = agg[["policy", "cum_welfare", "cum_welfare_std", "homogenisation", "retention"]].to_dict("records")
+    for r in rows:
+        r["welfare_vs_base"] = round(r["cum_welfare"] / float(agg.loc[agg["policy"] == pols[0].name, "cum_welfare"].iloc[0]), 4)
+        r["homogenisation_vs_base"] = round(r["homogenisation"] / base_h, 4)
     res = {"config": args.config, "world": args.world, "seeds": args.seeds, "base": args.base,
            "grid": rows, "chosen": best["policy"],
            "rule": f"highest cumulative welfare among points with homogenisation <= {1 - args.homog_cut:g} x the "

@@ -119,3 +119,32 @@ def test_history_models_run_as_policies(syn_dir, syn_world):
     for p in ("lin", "seq", "knn"):
         df = run_policy(cfg, syn_world, p, 0)
         assert np.isfinite(df[df.group == "all"]["welfare"]).all() and len(df) == 6 * len(syn_world.groups)
+
+
+def test_impression_discount_rotates_skipped_items_and_crowd_penalty(syn_world):
+    w = syn_world
+    pol = make_policy(PolicySettings(name="s", model="ease", params=EASE,
+                                     satiation={"weight": 0.0, "decay": 0.0, "impression_weight": 10.0}), seed=0)
+    pol.fit(w.initial_frame, w)
+    users = np.arange(30)
+    state = UserState.initial(w)
+    first = pol.candidates(None, w, state, users, None, None, 5)[0]
+    pol.observe(w, users, np.full(30, -1), first)     # shown, nobody chose
+    second = pol.candidates(None, w, state, users, None, None, 5)[0]
+    overlap = np.mean([len(set(a) & set(b)) for a, b in zip(first, second)])
+    assert overlap < 1.0                               # skipped items make way for the next ones
+    # without slates (or with weight 0) nothing changes
+    plain = make_policy(PolicySettings(name="p", model="ease", params=EASE,
+                                       satiation={"weight": 0.0, "decay": 0.0}), seed=0)
+    plain.fit(w.initial_frame, w)
+    plain.observe(w, users, np.full(30, -1), first)
+    np.testing.assert_array_equal(plain.candidates(None, w, state, users, None, None, 5)[0], first)
+    # crowd: when every user chose their top item, the items chosen by many move down
+    crowd = make_policy(PolicySettings(name="c", model="ease", params=EASE,
+                                       satiation={"weight": 0.0, "decay": 0.0, "crowd_weight": 5.0}), seed=0)
+    crowd.fit(w.initial_frame, w)
+    top = crowd.candidates(None, w, state, users, None, None, 5)[0]
+    popular = np.bincount(top[:, 0], minlength=w.n_items).argmax()
+    crowd.observe(w, users, np.full(30, popular))
+    after = crowd.candidates(None, w, state, users, None, None, 5)[0]
+    assert (after == popular).sum() < (top == popular).sum()

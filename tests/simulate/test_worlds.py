@@ -56,3 +56,49 @@ def test_policy_runs_in_every_family(syn_dir, worlds):
     for w in worlds.values():
         df = run_policy(cfg, w, "ease", 0)
         assert np.isfinite(df[df.group == "all"]["welfare"]).all()
+
+
+def test_split_folder_dataset(tmp_path, monkeypatch):
+    """A published split folder (train/valid/test.csv + items.csv, string ids with leading zeros,
+    no timestamps, no genres) runs as a simulation dataset, `$VARS` expanded."""
+    from tests.simulate.conftest import make_sim_data
+
+    from longrec.simulate.config import parse_config, split_folder
+    from longrec.simulate.loop import build_world, run_policy
+
+    inter, items, users = make_sim_data(n_users=60, n_items=50)
+    inter["item_id"] = inter["item_id"].map(lambda i: f"{i:05d}")
+    items = items.assign(item_id=items["item_id"].map(lambda i: f"{i:05d}")).rename(columns={"movie_title": "title"})
+    d = tmp_path / "b1"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    part = rng.choice(["train", "valid", "test"], size=len(inter), p=[0.8, 0.1, 0.1])
+    for p in ("train", "valid", "test"):
+        inter.loc[part == p, ["user_id", "item_id", "rating"]].to_csv(d / f"{p}.csv", index=False)
+    items[["item_id", "title"]].to_csv(d / "items.csv", index=False)
+    users[["user_id", "age"]].to_csv(d / "users.csv", index=False)
+    monkeypatch.setenv("SPLITDIR", str(tmp_path))
+    assert split_folder("$SPLITDIR/b1") == d and split_folder(str(tmp_path)) is None
+    cfg = parse_config({"simulation": {"dataset": "$SPLITDIR/b1", "steps": 3, "retrain_every": 2, "slate_size": 5},
+                        "world": {"latent_dim": 8, "utility_l2": 50.0, "quality_weight": 0.0},
+                        "metrics": {"pairs": 50, "groups": ["age"]},
+                        "policies": [{"name": "knn", "model": "itemknn"}]})
+    w = build_world(cfg)
+    assert w.genre_names == ["all"] and str(w.item_ids[0]).startswith("0")
+    assert w.info["validation"]["NDCG@10"] > 0
+    df = run_policy(cfg, w, "knn", 0)
+    assert len(df) == 3 * len(w.groups)
+
+
+def test_log_all_users_gives_policies_every_users_training_data(syn_dir):
+    from longrec.simulate.config import parse_config
+
+    base = {"dataset": str(syn_dir), "steps": 2, "max_users": 20}
+    w = {"latent_dim": 8, "utility_l2": 50.0}
+    pol = [{"name": "r", "model": "random"}]
+    few = build_world(parse_config({"simulation": base, "world": w, "policies": pol}), validate=False)
+    all_ = build_world(parse_config({"simulation": {**base, "log_all_users": True}, "world": w, "policies": pol}),
+                       validate=False)
+    assert few.n_users == all_.n_users == 20
+    assert few.initial_frame["user_id"].nunique() == 20 and all_.initial_frame["user_id"].nunique() > 20
+    assert (few.initial.toarray() == all_.initial.toarray()).all()  # the simulated users start the same

@@ -4,6 +4,7 @@
     [world]                 true-utility fit and user-behaviour parameters (see docs/simulate.md)
     [[worlds]]              optional: a study over several worlds, each [world] with overrides
     [metrics]               pair sample size, user groups
+    [users]                 optional: who chooses from the slate ("mnl", or "llm": a language model)
     [[policies]]            one table per policy: name, model, params, exploration
 
 Every field has a default except the policy list. `load_config(path)` raises a
@@ -30,14 +31,19 @@ class _Strict(BaseModel):
 
 class SimulationSettings(_Strict):
     name: str = "simulation"
-    dataset: str = Field("ml-100k", description="registered dataset name (LONGREC_DATA_DIR) or a folder")
-    split: Literal["p1", "p2", "p3"] = Field("p1", description="the loop starts from this split's train part")
+    dataset: str = Field("ml-100k", description="registered dataset name (LONGREC_DATA_DIR), a dataset folder, "
+                         "or a split folder holding train/valid/test.csv (+ items.csv, users.csv), e.g. "
+                         "$LONGREC_DATA_DIR/book-crossing/splits/b1")
+    split: Literal["p1", "p2", "p3"] = Field("p1", description="the loop starts from this split's train part "
+                                             "(ignored for a split folder)")
     download: bool = Field(False, description="download a known MovieLens dataset when it is not found locally")
     steps: int = Field(200, ge=1, description="simulated steps T")
     slate_size: int = Field(10, ge=1, le=100, description="items per slate K")
     retrain_every: int = Field(20, ge=1, description="retrain the policy every R steps")
     seeds: list[int] = Field([0], min_length=1)
     max_users: int = Field(0, ge=0, description="simulate only the first N users (0 = all)")
+    log_all_users: bool = Field(False, description="with max_users: policies train on every user's training "
+                                "interactions plus the simulated log (false: the simulated users' only)")
     epochs: int | None = Field(None, ge=1, description="epoch budget of every trained policy model that has an "
                                "`epochs` field and does not set it in its params (None = the model's default)")
 
@@ -91,6 +97,11 @@ class Satiation(_Strict):
     in z units of the model score, so the slate leaves recently over-consumed genres to rest."""
     weight: float = Field(0.5, ge=0, description="penalty per unit of estimated genre satiation (z units)")
     decay: float = Field(0.1, ge=0, le=1, description="share of the estimated satiation forgotten each step")
+    impression_weight: float = Field(0.0, ge=0, description="penalty per (decayed) time the user was shown "
+                                     "the item and chose something else or nothing (z units)")
+    impression_decay: float = Field(0.0, ge=0, le=1, description="share of the skip counts forgotten each step")
+    crowd_weight: float = Field(0.0, ge=0, description="penalty x log(1 + percent of active users who chose "
+                                "the item during the run) (z units)")
 
 
 class PolicySettings(_Strict):
@@ -154,6 +165,46 @@ class PolicySettings(_Strict):
         return self
 
 
+def _llm_generator_default():
+    from longrec.lm.generators import GeneratorSettings
+
+    return GeneratorSettings(backend="llama-cpp")
+
+
+class LLMUsers(_Strict):
+    """The language-model user model (longrec.simulate.llm_users): one generator call per active
+    user and step; answers are parsed and validated, invalid ones take ``fallback``."""
+    generator: Any = Field(default_factory=_llm_generator_default,
+                           description="longrec.lm GeneratorSettings: backend 'llama-cpp' (packaged Gemma 3 "
+                           "270M, offline) or 'openai' (base_url, model, endpoint) or 'template'")
+    history: int = Field(10, ge=0, le=50, description="recent items shown in the prompt, most recent first")
+    profile: bool = Field(True, description="put the user's attributes (age, gender, ...) in the prompt")
+    allow_none: bool = Field(True, description="offer '0. None of these' (no choice costs patience)")
+    fallback: Literal["mnl", "first", "none"] = Field("mnl", description="choice when the answer is invalid: "
+                                                       "the world's MNL choice, the first item, or none")
+    answer: Literal["number", "title"] = Field("number", description="ask for the option's number, or let the "
+                                               "model write the chosen item (matched to the option titles)")
+    max_tokens: int = Field(16, ge=1, le=256)
+    max_item_chars: int = Field(120, ge=10, description="item texts are cut to this many characters")
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _generator(cls, v: Any) -> Any:
+        from longrec.lm.generators import GeneratorSettings
+
+        if isinstance(v, GeneratorSettings):
+            return v
+        if not isinstance(v, dict):
+            raise ValueError("generator must be a table of longrec.lm GeneratorSettings fields")
+        return GeneratorSettings(**{"backend": "llama-cpp", **v})
+
+
+class UserModel(_Strict):
+    choice: Literal["mnl", "llm"] = Field("mnl", description="'mnl': multinomial logit over true utility; "
+                                          "'llm': a language model picks (opt-in, slow)")
+    llm: LLMUsers = LLMUsers()
+
+
 class StudyWorld(WorldSettings):
     """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
@@ -164,6 +215,7 @@ class SimConfig(_Strict):
     world: WorldSettings = WorldSettings()
     worlds: list[StudyWorld] = Field(default_factory=list, description="a study: run every policy in every world")
     metrics: MetricSettings = MetricSettings()
+    users: UserModel = UserModel()
     policies: list[PolicySettings] = Field(..., min_length=1)
 
     @model_validator(mode="before")
@@ -247,6 +299,8 @@ def check_dataset_available(cfg: SimConfig, source: str = "config") -> None:
     from longrec.data.registry import canonical_name, data_dirs, find_dataset
 
     name = cfg.simulation.dataset
+    if split_folder(name) is not None:
+        return
     if Path(name).expanduser().is_dir() and dataset_files(Path(name).expanduser()) is not None:
         return
     if find_dataset(name) is not None:
@@ -257,3 +311,16 @@ def check_dataset_available(cfg: SimConfig, source: str = "config") -> None:
     hint = " or set simulation.download = true" if canonical_name(name) in URLS else ""
     raise ConfigError(f"{source}: simulation.dataset {name!r} was not found (LONGREC_DATA_DIR: {dirs}); "
                       f"set LONGREC_DATA_DIR to the folder that contains {name}/, give a folder path{hint}.")
+
+
+def split_folder(name: str) -> Path | None:
+    """The folder when `name` (``$VARS`` expanded) is a published split folder: train, valid and
+    test as .csv or .parquet, optionally items and users tables next to them."""
+    import os
+
+    d = Path(os.path.expandvars(name)).expanduser()
+    if not d.is_dir():
+        return None
+    if all(any((d / f"{part}.{ext}").is_file() for ext in ("csv", "parquet")) for part in ("train", "valid", "test")):
+        return d
+    return None

@@ -21,11 +21,27 @@ import numpy as np
 import pandas as pd
 
 from longrec._threads import limit_blas
-from longrec.simulate.config import SimConfig
+from longrec.simulate.config import SimConfig, split_folder
 from longrec.simulate.metrics import METRICS, MetricTracker
 from longrec.simulate.policies import make_policy
 from longrec.simulate.users import UserState, choose, step_users
 from longrec.simulate.world import World, fit_world, validate_world
+
+
+def _read_split_folder(d: Path) -> dict:
+    """train/valid/test Datasets of a split folder (e.g. book-crossing/splits/b1), with its
+    items/users tables when present. Ids are read as strings (ISBNs keep leading zeros)."""
+    from longrec.data.dataset import Dataset
+    from longrec.data.readers import read_interactions, read_items, read_users
+
+    def pick(stem):
+        return next((d / f"{stem}.{e}" for e in ("csv", "parquet") if (d / f"{stem}.{e}").is_file()), None)
+
+    items = read_items(pick("items")) if pick("items") else None
+    users = read_users(pick("users")) if pick("users") else None
+    name = f"{d.parent.parent.name}/{d.name}" if d.parent.name == "splits" else d.name
+    return {part: Dataset(read_interactions(pick(part)), items, users, name=f"{name}/{part}",
+                          meta={"source": str(d), "part": part}) for part in ("train", "valid", "test")}
 
 
 @limit_blas(1)
@@ -34,10 +50,12 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
     from longrec.data.registry import load_split
 
     sim = cfg.simulation
-    split = load_split(sim.dataset, sim.split, download=sim.download)
+    folder = split_folder(sim.dataset)
+    split = _read_split_folder(folder) if folder is not None else load_split(sim.dataset, sim.split, download=sim.download)
     parts = [split[p].interactions for p in ("train", "valid", "test")]
     full = split["train"].with_interactions(pd.concat(parts, ignore_index=True), name=sim.dataset)
-    world = fit_world(full, split["train"], cfg.world, cfg.metrics, max_users=sim.max_users)
+    world = fit_world(full, split["train"], cfg.world, cfg.metrics, max_users=sim.max_users,
+                      log_all_users=sim.log_all_users)
     if validate:
         world.info["validation"] = validate_world(split, cfg.world)
     return world
@@ -45,8 +63,10 @@ def build_world(cfg: SimConfig, validate: bool = True) -> World:
 
 @limit_blas(1)
 def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
-               on_step: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """One simulation: a DataFrame with one row per (step, group) and a column per metric."""
+               on_step: Callable[[int], None] | None = None, llm_generator=None) -> pd.DataFrame:
+    """One simulation: a DataFrame with one row per (step, group) and a column per metric.
+    With ``[users] choice = "llm"`` a language model chooses (``llm_generator`` overrides the
+    configured generator, e.g. a stub in tests); its parse counts are in ``df.attrs["llm_users"]``."""
     sim = cfg.simulation
     # behaviour parameters come from this run's config; the fitted ones stay the world's
     fitted = {k: getattr(world.settings, k) for k in ("family", "text_encoder", "latent_dim", "utility_l2", "text_weight")}
@@ -57,6 +77,11 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     pol_rng = np.random.default_rng([seed, 2])
     policy = make_policy(cfg.policy(policy_name), seed, sim.epochs)
     state = UserState.initial(world)
+    llm = None
+    if cfg.users.choice == "llm":
+        from longrec.simulate.llm_users import LLMChooser
+
+        llm = LLMChooser(cfg.users.llm, world, generator=llm_generator)
     tracker = MetricTracker(world, state, np.random.default_rng([seed, 3]), cfg.metrics.pairs)
     t0 = int(world.initial_frame["timestamp"].max()) + 1 if len(world.initial_frame) else 0
     logged = [world.initial_frame]
@@ -77,6 +102,8 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = policy.slate(pol_rng, world, state, users, full_util, pend, sim.slate_size)
             slate_util = np.where(slates >= 0, np.take_along_axis(full_util, np.maximum(slates, 0), 1), -np.inf)
             pos = choose(user_rng, slate_util, ws.choice_beta, ws.no_choice_utility)
+            if llm is not None:  # the MNL draw above is kept: the same user RNG stream, and the fallback
+                pos = llm.choose(users, slates, slate_util, pos)
             chosen = np.where(pos >= 0, np.take_along_axis(slates, np.maximum(pos, 0)[:, None], 1)[:, 0], -1)
             chosen = np.where(np.isfinite(np.take_along_axis(slate_util, np.maximum(pos, 0)[:, None], 1)[:, 0]), chosen, -1)
         else:
@@ -84,7 +111,9 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
             slates = np.zeros((0, sim.slate_size), np.int64)
             slate_util = np.zeros((0, sim.slate_size), np.float32)
             chosen = np.zeros(0, np.int64)
-        policy.observe(world, users, chosen)
+        policy.observe(world, users, chosen, slates)
+        if llm is not None:
+            llm.observe(users, chosen)
         event = step_users(user_rng, world, state, users, chosen)
         values = tracker.step(state, users, slates, slate_util, full_util, chosen, sim.slate_size, event)
         clicked = chosen >= 0
@@ -101,6 +130,8 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     df.insert(0, "policy", policy_name)
     df.attrs["seconds"] = round(time.perf_counter() - t_start, 2)
     df.attrs["fit_seconds"] = round(fit_seconds, 2)
+    if llm is not None:
+        df.attrs["llm_users"] = llm.summary()
     return df
 
 
@@ -108,8 +139,11 @@ def _task(cfg_data: dict, world: World, policy_name: str, seed: int) -> tuple[pd
     """One (policy, seed) run: the unit of work both in process and on Ray."""
     cfg = SimConfig(**cfg_data)
     df = run_policy(cfg, world, policy_name, seed)
-    return df, {"policy": policy_name, "seed": seed, "seconds": df.attrs["seconds"],
-                "fit_seconds": df.attrs["fit_seconds"]}
+    info = {"policy": policy_name, "seed": seed, "seconds": df.attrs["seconds"],
+            "fit_seconds": df.attrs["fit_seconds"]}
+    if "llm_users" in df.attrs:
+        info["llm_users"] = df.attrs["llm_users"]
+    return df, info
 
 
 def run_sweep(cfg: SimConfig, world: World | None = None, use_ray: bool = False, address: str | None = None,
@@ -180,8 +214,9 @@ def simulate(config: str | Path | SimConfig, out: str | Path, use_ray: bool = Fa
         return _study(cfg, out, use_ray, address, log, report)
     t0 = time.perf_counter()
     world = build_world(cfg)
+    where = "the split folder's" if split_folder(cfg.simulation.dataset) else cfg.simulation.split
     log(f"world fitted: {world.n_users:,} users, {world.n_items:,} items "
-        f"(true-utility NDCG@10 on {cfg.simulation.split} test: {world.info['validation']['NDCG@10']})")
+        f"(true-utility NDCG@10 on {where} test: {world.info['validation']['NDCG@10']})")
     df, timings = run_sweep(cfg, world, use_ray=use_ray, address=address, log=log)
     df.to_parquet(out / "metrics.parquet", index=False)
     info = {**world.info, "tasks": timings, "total_seconds": round(time.perf_counter() - t0, 2), "ray": use_ray}

@@ -10,7 +10,11 @@
   (`"calibrated:0.4"`, `"mmr:0.3"` ...), exactly as `longrec recommend --rerank` does.
 * `SatiationAware`: wraps a model policy; keeps per-user genre counts of the clicks it observed
   (decayed each step) and subtracts `weight` x (candidate genre mix . counts) from the per-user
-  z-scored model score: a long-term-aware policy that rests over-consumed genres.
+  z-scored model score: a long-term-aware policy that rests over-consumed genres. Optionally
+  (`impression_weight`) it also discounts items the user was shown and skipped (a decayed
+  per-user count), so the slate rotates through the user's candidates instead of repeating
+  them, and (`crowd_weight`) items many users already chose in the run (log of the share),
+  steering users who would all take the same item toward their own next-best ones.
 * `Exploration`: wraps any of them: ε-greedy (each slot is replaced by a random unconsumed
   item with probability ε) or softmax/Boltzmann (K items sampled without replacement from the
   top-`pool`, with probability ∝ exp(z / T), z the per-user z-scored policy score).
@@ -53,8 +57,9 @@ class Policy:
     def fit(self, logged: pd.DataFrame, world: World) -> None:
         pass
 
-    def observe(self, world: World, users: np.ndarray, chosen: np.ndarray) -> None:
-        """Called after every step with the users who got a slate and their choice (-1: none)."""
+    def observe(self, world: World, users: np.ndarray, chosen: np.ndarray, slates: np.ndarray | None = None) -> None:
+        """Called after every step with the users who got a slate, their choice (-1: none) and the
+        slates they were shown."""
 
     def slate(self, rng, world: World, state: UserState, users: np.ndarray, utility: np.ndarray,
               pending: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -158,8 +163,8 @@ class _Wrapper(Policy):
     def fit(self, logged, world):
         self.base.fit(logged, world)
 
-    def observe(self, world, users, chosen):
-        self.base.observe(world, users, chosen)
+    def observe(self, world, users, chosen, slates=None):
+        self.base.observe(world, users, chosen, slates)
 
 
 class SatiationAware(_Wrapper):
@@ -167,21 +172,39 @@ class SatiationAware(_Wrapper):
 
     pool = 100
     sat: np.ndarray | None = None
+    skipped: np.ndarray | None = None   # (n_users, n_items) decayed count of shown-but-not-chosen
+    crowd: np.ndarray | None = None     # (n_items,) users who chose the item during the run
 
-    def observe(self, world, users, chosen):
-        self.base.observe(world, users, chosen)
+    def observe(self, world, users, chosen, slates=None):
+        self.base.observe(world, users, chosen, slates)
         if self.sat is None:
             self.sat = np.zeros((world.n_users, world.genres.shape[1]), np.float32)
+            self.crowd = np.zeros(world.n_items, np.float32)
         self.sat *= (1.0 - self.s.decay)
         c = chosen >= 0
         self.sat[users[c]] += world.genres[chosen[c]]
+        np.add.at(self.crowd, chosen[c], 1.0)
+        if self.s.impression_weight > 0 and slates is not None and len(users):
+            if self.skipped is None:
+                self.skipped = np.zeros((world.n_users, world.n_items), np.float32)
+            if self.s.impression_decay > 0:
+                self.skipped *= (1.0 - self.s.impression_decay)
+            rows = np.repeat(users, slates.shape[1])
+            cols = slates.ravel()
+            ok = (cols >= 0) & (cols != np.repeat(chosen, slates.shape[1]))
+            np.add.at(self.skipped, (rows[ok], cols[ok]), 1.0)
 
     def candidates(self, rng, world, state, users, utility, pending, k):
         cand, score = self.base.candidates(rng, world, state, users, utility, pending, max(k, self.pool))
         z = _zscore(score)
+        idx = np.maximum(cand, 0)
         if self.sat is not None:
-            pen = np.einsum("ng,nkg->nk", self.sat[users], world.genres[np.maximum(cand, 0)])
+            pen = np.einsum("ng,nkg->nk", self.sat[users], world.genres[idx])
             z = z - self.s.weight * pen
+            if self.s.crowd_weight > 0:
+                z = z - self.s.crowd_weight * np.log1p(self.crowd[idx] / max(1.0, len(users)) * 100.0)
+        if self.skipped is not None:
+            z = z - self.s.impression_weight * self.skipped[users[:, None], idx]
         pick = topk_rows(np.where(cand >= 0, z, -np.inf), k)
         ok = pick >= 0
         return (np.where(ok, np.take_along_axis(cand, np.maximum(pick, 0), 1), -1),

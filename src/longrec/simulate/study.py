@@ -92,10 +92,11 @@ def winners(agg: pd.DataFrame, min_worlds: int = 2) -> dict:
 
 
 def compare(agg: pd.DataFrame, policy: str, baseline: str | None = None, welfare_factor: float = 1.05,
-            homog_cut: float = 0.20, exclude_worlds: tuple = ()) -> dict:
+            homog_cut: float = 0.20, exclude_worlds: tuple = (), exclude_policies: tuple = ()) -> dict:
     """`policy` against `baseline` (default: the best other candidate policy by cumulative
-    welfare in each world, excluding `policy`) in every world not in `exclude_worlds`:
-    welfare ratio, homogenisation change, and whether both targets are met."""
+    welfare in each world, excluding `policy` and `exclude_policies`, e.g. other long-term-aware
+    variants) in every world not in `exclude_worlds`: welfare ratio, homogenisation change, and
+    whether both targets are met."""
     res = {}
     for w in dict.fromkeys(agg["world"]):
         if w in exclude_worlds:
@@ -103,7 +104,7 @@ def compare(agg: pd.DataFrame, policy: str, baseline: str | None = None, welfare
         a = agg[agg["world"] == w].set_index("policy")
         if policy not in a.index:
             continue
-        others = a.drop(index=[p for p in (policy, *NOT_COMPARED) if p in a.index])
+        others = a.drop(index=[p for p in (policy, *NOT_COMPARED, *exclude_policies) if p in a.index])
         base = baseline or others["cum_welfare"].idxmax()
         p, b = a.loc[policy], a.loc[base]
         wr = float(p["cum_welfare"] / b["cum_welfare"]) if b["cum_welfare"] else float("nan")

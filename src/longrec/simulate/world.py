@@ -194,8 +194,11 @@ def _text_affinity(items: pd.DataFrame | None, item_ids: np.ndarray, X: sp.csr_m
 
 
 def fit_world(full: Dataset, train: Dataset, settings: WorldSettings, metrics: MetricSettings,
-              max_users: int = 0) -> World:
-    """Fit the world on all of `full`'s interactions; the loop starts from `train`."""
+              max_users: int = 0, log_all_users: bool = False) -> World:
+    """Fit the world on all of `full`'s interactions; the loop starts from `train`. With
+    `max_users` and `log_all_users`, the policies' starting log (`initial_frame`) holds every
+    user's training interactions, not only the simulated users' (for sparse catalogues, where a
+    model trained on a few hundred users knows almost nothing)."""
     t0 = time.perf_counter()
     vocab = full.vocabulary()
     user_ids, item_ids = vocab.users.ids, vocab.items.ids
@@ -217,6 +220,12 @@ def fit_world(full: Dataset, train: Dataset, settings: WorldSettings, metrics: M
     ts = inter["timestamp"].to_numpy()[ok] if "timestamp" in inter.columns else np.zeros(int(ok.sum()), np.int64)
     frame = pd.DataFrame({"user_id": inter["user_id"].to_numpy()[ok], "item_id": inter["item_id"].to_numpy()[ok],
                           "timestamp": ts.astype(np.int64)})
+    if log_all_users and max_users:
+        rest = train.interactions[~train.interactions["user_id"].isin(pd.Index(user_ids))]
+        rest = rest[vocab.items.lookup(rest["item_id"].to_numpy()) >= 0]
+        rts = rest["timestamp"].to_numpy() if "timestamp" in rest.columns else np.zeros(len(rest), np.int64)
+        frame = pd.concat([frame, pd.DataFrame({"user_id": rest["user_id"].to_numpy(), "item_id": rest["item_id"].to_numpy(),
+                                                "timestamp": rts.astype(np.int64)})], ignore_index=True)
     genres, names = _genres(full.items, item_ids)
     w = World(user_ids=user_ids, item_ids=item_ids, U=U, V=V, mu=mu.astype(np.float32), sd=sd.astype(np.float32),
               quality=_quality(full.interactions, item_ids), genres=genres, genre_names=names,
