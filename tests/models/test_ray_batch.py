@@ -78,13 +78,13 @@ def test_cli_recommend_ray_and_its_errors(files, ray_session, tmp_path):
     r = runner.invoke(app, ["recommend", "--model", str(files / "ease"), "--k", "5", "--history", str(files / "hist.csv"),
                             "--out", str(tmp_path / "recs.csv"), "--ray", "--workers", "1"])
     assert r.exit_code == 0, r.output
-    assert "rows for 2,340 users" in r.output
+    assert "rows for 2,340 users" in " ".join(r.output.split())
     recs = pd.read_csv(tmp_path / "recs.csv")
     assert len(recs) == 5 * 2340 and list(recs.columns) == ["user_id", "item_id", "rank", "score"]
 
     r = runner.invoke(app, ["recommend", "--model", str(files / "ease"), "--k", "5", "--out", str(tmp_path / "x.csv"),
                             "--ray", "--rerank", "mmr:0.3"])
-    assert r.exit_code == 2 and "--rerank cannot be combined with --ray" in r.output
+    assert r.exit_code == 2 and "--rerank cannot be combined with --ray" in " ".join(r.output.split())
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     from longrec.pipeline import recommend_on_ray_to_path

@@ -224,6 +224,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.experiment", "experiment", "experiment"),
     ("longrec.cli.show", "show", "show"),
     ("longrec.cli.prepare", "prepare", "prepare"),
+    ("longrec.cli.synth", "synth", "synth"),
 )
 
 
