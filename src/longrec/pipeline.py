@@ -279,7 +279,7 @@ def recommend_on_ray_to_path(model_dir: PathLike, k: int, output: PathLike, hist
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
     model_meta = model.meta_
     del model  # the workers load their own copy
-    meta_path = Path(f"{output}.meta.json")
+    meta_path = Path(f"{out}.meta.json")  # beside the file or folder (a trailing slash is dropped)
 
     def run(sink) -> dict:
         return recommend_on_ray(model_dir, user_ids, hist_df, k, sink, exclude_seen=not keep_seen,
