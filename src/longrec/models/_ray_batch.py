@@ -16,6 +16,7 @@ Ray is an optional dependency (the `sim` extra), imported only here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -110,6 +111,8 @@ def recommend_on_ray(model_dir, user_ids: np.ndarray, histories: pd.DataFrame | 
     grouped, offsets = _group_histories(user_ids, histories, chunk)
     cand = None if candidates is None else list(candidates)
 
+    quiet = logging.getLogger("ray.data")
+    level = quiet.level
     started = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -122,6 +125,8 @@ def recommend_on_ray(model_dir, user_ids: np.ndarray, histories: pd.DataFrame | 
                               f"{n_workers * threads} CPUs; the Ray cluster has {cpus}. Use fewer --workers.")
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = False  # the caller reports progress; Ray's bars and logs would bury it
+        quiet.setLevel(logging.WARNING)
         ds = ray.data.from_items([{"chunk": j} for j in range(n_chunks)], override_num_blocks=n_chunks)
         ds = ds.map_batches(
             _ChunkRecommender, batch_size=1, batch_format="numpy", concurrency=n_workers, num_cpus=threads,
@@ -142,6 +147,7 @@ def recommend_on_ray(model_dir, user_ids: np.ndarray, histories: pd.DataFrame | 
         if nxt != n_chunks:
             raise ConfigError(f"batch recommendation lost chunks: {n_chunks - nxt} of {n_chunks} did not come back.")
     finally:
+        quiet.setLevel(level)
         if started:
             ray.shutdown()
     return {"rows": rows, "users": int(len(user_ids)), "chunks": n_chunks, "workers": n_workers}
