@@ -146,6 +146,13 @@ def report(a) -> None:
     lines += [f"| {Path(r['data']).name} | {r['users']:,} | {r['workers']} | {r['ray_wall_s']} | {r['users_per_s']} | "
               f"{r['sample_users']:,} | {r['one_process_sample_s']} | {r['sample_rows_equal']} | "
               f"{r['sample_identical_bytes']} | {r['sample_max_score_diff']} |" for r in rows if r["stage"] == "recommend"]
+    for r in rows:
+        if r["stage"] == "recommend":
+            one = r["sample_users"] / r["one_process_sample_s"]
+            lines.append(f"\n{Path(r['data']).name}: one process scored the {r['sample_users']:,}-user sample at "
+                         f"{one:.1f} users/s; Ray with {r['workers']} workers scored {r['users']:,} users at "
+                         f"{r['users_per_s']} users/s ({r['users_per_s'] / one:.2f}x, Ray start-up included; "
+                         "the machine's load differed between the two runs).")
     (RESULTS / "scale_synthetic.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
