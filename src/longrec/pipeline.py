@@ -329,6 +329,9 @@ def recommend_on_ray_to_path(model_dir: PathLike, k: int, output: PathLike, hist
 
         try:
             summary.update(run(sink))
+            if n_parts[0] == 0:  # no rows: one empty part keeps the columns (and the folder readable)
+                sink(pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object),
+                                   "rank": pd.Series([], dtype=np.int64), "score": pd.Series([], dtype=np.float64)}))
             if out.is_dir():
                 shutil.rmtree(out)
             os.replace(tmp_dir, out)
