@@ -103,3 +103,8 @@ def test_impossible_sizes_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown synth setting"):
         synthesize(tmp_path / "x", users=10, items=50, interactions=100, colour="red")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_small_catalogue_gets_one_genre_per_item(tmp_path):
+    synthesize(tmp_path / "s", users=5, items=8, interactions=20)
+    assert pd.read_csv(tmp_path / "s" / "items.csv")["genre"].nunique() == 8

@@ -6,6 +6,7 @@ The work is `longrec.data.synth.synthesize`; this module parses flags and prints
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -16,7 +17,7 @@ def synth(
     items: int = typer.Option(..., "--items", help="number of items"),
     interactions: int = typer.Option(..., "--interactions", help="number of interactions (exact; at least 3 per user)"),
     seed: int = typer.Option(0, "--seed", help="random seed: the same settings and seed give the same files"),
-    categories: int = typer.Option(20, "--categories", help="genres (the rank of the latent world)"),
+    categories: Optional[int] = typer.Option(None, "--categories", help="genres, the rank of the latent world (default: 20, at most one per item)"),
     skew: float = typer.Option(1.0, "--skew", help="Zipf exponent of item popularity inside a genre (0: uniform)"),
     stickiness: float = typer.Option(0.5, "--stickiness", help="probability that an interaction stays in the previous one's genre"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a previous `longrec synth` output in --out"),

@@ -209,6 +209,8 @@ def synthesize(out, users: int, items: int, interactions: int, seed: int = 0, ov
     if unknown:
         raise ConfigError(f"unknown synth setting(s) {sorted(unknown)}; valid: categories, skew, taste, "
                           "stickiness, length_sigma.")
+    if settings.get("categories") is None:  # 20 genres, or one per item in a smaller catalogue
+        settings["categories"] = min(20, max(1, int(items)))
     cfg = SynthConfig(users=int(users), items=int(items), interactions=int(interactions), seed=int(seed), **settings)
     cfg.check()
     out = Path(out)
