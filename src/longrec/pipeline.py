@@ -190,14 +190,7 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
     model = Recommender.load(model_dir)
     hist = [read_interactions(h, **(reader or {})) for h in histories]
     hist_df = pd.concat(hist, ignore_index=True) if hist else None
-    if users is not None and all_users:
-        raise LongrecError("pass either --users FILE or --all-users, not both.")
-    if users is not None:
-        user_ids = read_id_list(users, "user_id")
-    else:
-        known = pd.Series(model.vocab_.users.ids[np.diff(model.seen_.indptr) > 0], dtype=object)
-        extra = pd.Series(hist_df["user_id"].unique() if hist_df is not None else [], dtype=object)
-        user_ids = pd.unique(pd.concat([known, extra], ignore_index=True))
+    user_ids = _target_users(model, hist_df, users, all_users)
     cand = read_id_list(candidates, "item_id") if candidates is not None else None
     intents = _read_queries(query, queries, user_ids)
     if queries is not None and users is None and not all_users:
@@ -235,6 +228,118 @@ def recommend_to_file(model_dir: PathLike, k: int, output: PathLike, histories: 
     _atomic_write_pair(output, lambda tmp: recs.to_csv(tmp, index=False),
                        f"{output}.meta.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=str)))
     return recs
+
+
+def _target_users(model, hist_df: pd.DataFrame | None, users: PathLike | None, all_users: bool) -> np.ndarray:
+    """The users to recommend for: a --users file, or every user seen in training or the histories."""
+    from longrec.data.readers import read_id_list
+
+    if users is not None and all_users:
+        raise LongrecError("pass either --users FILE or --all-users, not both.")
+    if users is not None:
+        return read_id_list(users, "user_id")
+    known = pd.Series(model.vocab_.users.ids[np.diff(model.seen_.indptr) > 0], dtype=object)
+    extra = pd.Series(hist_df["user_id"].unique() if hist_df is not None else [], dtype=object)
+    return pd.unique(pd.concat([known, extra], ignore_index=True))
+
+
+def recommend_on_ray_to_path(model_dir: PathLike, k: int, output: PathLike, histories: Sequence[PathLike] = (),
+                             users: PathLike | None = None, all_users: bool = False,
+                             candidates: PathLike | None = None, keep_seen: bool = False,
+                             reader: dict | None = None, address: str | None = None,
+                             workers: int | None = None, chunk: int | None = None) -> dict:
+    """`recommend_to_file` for many users, scored in parallel on Ray Data (`longrec recommend
+    --ray`); the rows are the same as the one-process path's, in the same order.
+
+    output: a path ending in .csv gets one RECS file (user_id,item_id,rank,score), as
+    `recommend_to_file` writes it; any other path (e.g. recs.parquet, or a directory) gets a
+    Parquet dataset, a folder of part-NNNNN.parquet files in user order. Either way
+    OUTPUT.meta.json records the provenance. address: an existing Ray cluster (default: a local
+    Ray); workers: scoring processes (default: one per CPU); chunk: users per unit of work (a
+    multiple of 1024; default 16,384). Returns {"rows", "users", "chunks", "workers", ...}."""
+    from longrec.data.readers import read_id_list, read_interactions
+    from longrec.models._ray_batch import recommend_on_ray
+    from longrec.models.base import Recommender
+
+    if k < 1:
+        raise LongrecError(f"--k must be a positive integer, got {k}.")
+    out = Path(output)
+    as_csv = out.suffix.lower() == ".csv"
+    if as_csv:
+        _check_output_path(out)
+    elif out.is_file():
+        raise LongrecError(f"{out} is a file; a Parquet dataset is written to a directory (or pass a .csv path).")
+    elif out.is_dir() and any(not p.name.startswith("part-") for p in out.iterdir()):
+        raise LongrecError(f"{out} is a directory with other files in it; pass a new or empty directory "
+                           "(or a previous recommendation dataset) for the Parquet output.")
+    model = Recommender.load(model_dir)
+    hist = [read_interactions(h, **(reader or {})) for h in histories]
+    hist_df = pd.concat(hist, ignore_index=True) if hist else None
+    user_ids = _target_users(model, hist_df, users, all_users)
+    cand = read_id_list(candidates, "item_id") if candidates is not None else None
+    model_meta = model.meta_
+    del model  # the workers load their own copy
+    meta_path = Path(f"{out}.meta.json")  # beside the file or folder (a trailing slash is dropped)
+
+    def run(sink) -> dict:
+        return recommend_on_ray(model_dir, user_ids, hist_df, k, sink, exclude_seen=not keep_seen,
+                                candidates=cand, address=address, workers=workers,
+                                **({} if chunk is None else {"chunk": chunk}))
+
+    summary: dict = {}
+    if as_csv:
+        def write_csv(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                first = [True]
+
+                def sink(part: pd.DataFrame) -> None:
+                    part.to_csv(f, header=first[0], index=False)
+                    first[0] = False
+
+                summary.update(run(sink))
+                if first[0]:
+                    f.write(",".join(["user_id", "item_id", "rank", "score"]) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        n_parts = [0]
+
+        def sink(part: pd.DataFrame) -> None:
+            pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_dir / f"part-{n_parts[0]:05d}.parquet")
+            n_parts[0] += 1
+
+    def meta_text() -> str:
+        import longrec
+
+        meta = {k2: model_meta.get(k2) for k2 in ("model", "data_fingerprint", "protocol", "split_seed", "seed", "dataset")}
+        meta.update({"model_dir": str(model_dir), "k": k, "histories": [str(h) for h in histories],
+                     "candidates": str(candidates) if candidates else None, "n_users": int(len(user_ids)),
+                     "rerank": None, "keep_seen": keep_seen, "ray": {**summary, "address": address},
+                     "format": "csv" if as_csv else "parquet-dataset", "longrec": longrec.__version__,
+                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return json.dumps(meta, indent=2, default=str)
+
+    if as_csv:
+        _atomic_write_pair(output, write_csv, meta_path, lambda tmp: Path(tmp).write_text(meta_text()))
+    else:
+        import shutil
+
+        try:
+            summary.update(run(sink))
+            if n_parts[0] == 0:  # no rows: one empty part keeps the columns (and the folder readable)
+                sink(pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object),
+                                   "rank": pd.Series([], dtype=np.int64), "score": pd.Series([], dtype=np.float64)}))
+            if out.is_dir():
+                shutil.rmtree(out)
+            os.replace(tmp_dir, out)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+        _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(meta_text()))
+    return {**summary, "output": str(output), "format": "csv" if as_csv else "parquet-dataset"}
 
 
 def _atomic_write_pair(path: PathLike, write, side: PathLike, write_side) -> None:
@@ -325,10 +430,11 @@ def _read_queries(query: str | None, queries: PathLike | None, user_ids) -> dict
 
 def read_recs(path: PathLike) -> pd.DataFrame:
     p = Path(path)
-    if not p.is_file():
+    dataset = p.is_dir() and any(p.glob("part-*.parquet"))  # `recommend --ray` writes a Parquet dataset
+    if not p.is_file() and not dataset:
         raise DataError(f"recommendations file {p} does not exist.")
     try:
-        recs = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        recs = pd.read_parquet(p) if p.suffix == ".parquet" or dataset else pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"{p}: cannot read recommendations ({e}). Expected CSV with user_id,item_id,rank,score.") from e
     missing = {"user_id", "item_id"} - set(recs.columns)

@@ -36,6 +36,7 @@ def test_two_workers_match_one_and_load_without_ray(tmp_path):
     one = LMSeq(CFG).fit(train, valid)
     two = LMSeq({**CFG, "workers": 2}).fit(train, valid)
     assert two.fit_info_["workers"] == 2 and two.fit_info_["best_epoch"] >= 1
+    assert len(two.fit_info_["worker_peak_rss_mb"]) == 2 and min(two.fit_info_["worker_peak_rss_mb"]) > 50
     a, b = valid_ndcg(one, test), valid_ndcg(two, test)
     assert a > 0.1  # the task is learnable
     assert abs(b - a) <= 0.15 * a, (a, b)  # 2 workers vs 1: the same model quality (tiny data: loose)

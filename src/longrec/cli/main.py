@@ -78,7 +78,9 @@ def train(
 def recommend(
     model: Path = typer.Option(..., "--model", help="model directory"),
     k: int = typer.Option(..., "--k", help="list length"),
-    output: Path = typer.Option(..., "--output", help="RECS.csv to write (user_id,item_id,rank,score)"),
+    output: Path = typer.Option(..., "--output", "--out",
+                                help="RECS.csv to write (user_id,item_id,rank,score); with --ray, a .csv file "
+                                     "or a Parquet dataset folder (any other path)"),
     history: list[Path] = typer.Option([], "--history", help="interactions known at inference time (repeatable)"),
     users: Optional[Path] = typer.Option(None, "--users", help="file with a user_id column"),
     all_users: bool = typer.Option(False, "--all-users", help="every user seen in training or history (default)"),
@@ -96,6 +98,9 @@ def recommend(
     sep: Optional[str] = typer.Option(None, "--sep", help="field separator of the interaction files (default: sniffed)"),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of the files, e.g. latin-1"),
     columns: Optional[str] = typer.Option(None, "--columns", help="interaction columns NAME=FILE_COLUMN,..., e.g. user_id=User-ID,item_id=ISBN"),
+    ray: bool = typer.Option(False, "--ray", help="score the users in parallel on Ray Data (the same rows as without it)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="with --ray: a Ray cluster (default: a local Ray)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="with --ray: scoring processes (default: one per CPU)"),
 ) -> None:
     """Write top-K recommendations; training interactions and --history items are excluded (unless --keep-seen)."""
     from longrec.data.prepare import data_paths, reader_kwargs
@@ -111,11 +116,32 @@ def recommend(
     if data is not None and d["repeat_consumption"]:
         reader["duplicates"] = "keep-all"
 
+    if ray or ray_address is not None or workers is not None:
+        _recommend_on_ray(model, k, output, history, users, all_users, candidates, keep_seen, reader,
+                          ray_address, workers, rerank=rerank, with_titles=with_titles, query=query, queries=queries)
+        return
     recs = recommend_to_file(model, k=k, output=output, histories=history, users=users, all_users=all_users,
                              candidates=candidates, progress=True, rerank=rerank,
                              with_titles=with_titles, keep_seen=keep_seen, reader=reader, query=query,
                              queries=queries)
     console.print(f"[green]wrote[/] {len(recs):,} rows for {recs['user_id'].nunique():,} users to {escape(str(output))}")
+
+
+def _recommend_on_ray(model, k, output, history, users, all_users, candidates, keep_seen, reader, address, workers,
+                      **unsupported) -> None:
+    from longrec.pipeline import recommend_on_ray_to_path
+
+    flags = {"rerank": "--rerank", "with_titles": "--with-titles", "query": "--query", "queries": "--queries"}
+    used = [flags[name] for name, v in unsupported.items() if v]
+    if used:
+        raise LongrecError(f"{', '.join(used)} cannot be combined with --ray yet; leave out --ray (one process) "
+                           "or the option.")
+    with console.status("recommending on Ray ..."):
+        res = recommend_on_ray_to_path(model, k=k, output=output, histories=history, users=users,
+                                       all_users=all_users, candidates=candidates, keep_seen=keep_seen,
+                                       reader=reader, address=address, workers=workers)
+    console.print(f"[green]wrote[/] {res['rows']:,} rows for {res['users']:,} users to {escape(str(output))} "
+                  f"({res['workers']} Ray workers, {res['chunks']} chunks)", highlight=False)
 
 
 @app.command()
@@ -198,6 +224,7 @@ OPTIONAL_COMMANDS = (
     ("longrec.cli.experiment", "experiment", "experiment"),
     ("longrec.cli.show", "show", "show"),
     ("longrec.cli.prepare", "prepare", "prepare"),
+    ("longrec.cli.synth", "synth", "synth"),
 )
 
 

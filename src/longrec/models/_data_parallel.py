@@ -60,7 +60,10 @@ class Communicator:
 
 
 def _worker(config: dict) -> None:
+    import resource
+
     import ray.train
+    import torch.distributed
     from safetensors.torch import save_file
 
     ctx = ray.train.get_context()
@@ -68,6 +71,9 @@ def _worker(config: dict) -> None:
     model = config["model"]
     comm = Communicator(rank, world, config["threads"], config["valid"] is not None)
     info = model._train(config["X"], config["valid"] if rank == 0 else None, config["text"], comm)
+    peaks: list = [None] * world  # every worker's peak resident memory, for fit_info
+    torch.distributed.all_gather_object(peaks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    info["worker_peak_rss_mb"] = [round(float(p), 1) for p in peaks]
     if rank == 0:
         out = Path(tempfile.mkdtemp(prefix="longrec-dp-"))
         save_file({k: v.detach().contiguous() for k, v in model.net_.state_dict().items()}, str(out / "net.safetensors"))
