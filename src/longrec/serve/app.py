@@ -50,7 +50,7 @@ class RecItem(BaseModel):
     item_id: Id
     score: float
     title: Optional[str] = None
-    source: Literal["model", "new", "text", "popular-fallback"] = "model"
+    source: Literal["model", "new", "text", "popular-fallback", "fused"] = "model"
     because: Optional[list[dict[str, Any]]] = None
 
 
@@ -61,6 +61,8 @@ class RecommendResponse(BaseModel):
     model: str = ""
     #: history / candidate item ids that neither the model nor /items knows (not used)
     ignored_item_ids: Optional[list[Id]] = None
+    #: what the list was made from: "history", "text", "popularity" (a user without history)
+    signals: Optional[list[str]] = None
 
 
 class SimilarResponse(BaseModel):
@@ -479,12 +481,20 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             raise UnknownIdError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
         fetch = req.k * 3 if req.rerank == "mmr" else req.k
         ignored = [i for i in hist if not st.known_item(i)] if hist else []
-        if req.text is not None:
+        signals = None
+        if req.text is not None and (req.user_id is not None or req.history is not None):
+            # a sentence and a user: the fused list of longrec.models.intent (serve/intent.py)
+            from longrec.serve.intent import fused_recommend
+
+            pairs, signals = fused_recommend(st, svc.encoder, user, hist, req.text, fetch, req.exclude_seen, cands)
+            source_of = _source(st, default="fused")
+        elif req.text is not None:
             if st.dim is None:
                 raise LongrecError("text queries need item texts: the model has no item table and no items were added.")
             q = svc.encoder.encode([req.text], show_progress=False)[0]
             pairs = st.text_search(q, fetch, exclude, cands)
             source_of = _source(st, default="text")
+            signals = ["text"]
         else:
             pairs = st.model_recommend(user, hist, fetch, req.exclude_seen, cands)
             # an unknown user whose history the model cannot use gets the popularity ranking
@@ -492,6 +502,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                     and (user is None or st.model.vocab_.users.lookup([user])[0] < 0))
             pairs = merge_new_items(st, pairs, everything, exclude, cands, fetch)
             source_of = _source(st, default="popular-fallback" if cold else "model")
+            signals = ["popularity"] if cold else ["history"]
         if req.rerank == "mmr":
             pairs = _mmr(st, pairs, req.k)
         pairs = pairs[: req.k]
@@ -499,6 +510,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                "history_used": len(everything) - len(ignored), "model": st.model.name}
         if ignored:
             out["ignored_item_ids"] = [_jsonable(i) for i in ignored]
+        if signals:
+            out["signals"] = signals
         return out
 
     def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
