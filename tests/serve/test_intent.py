@@ -108,3 +108,32 @@ def test_cli_library_and_api_give_the_same_fused_list(iclient, world_dir, tmp_pa
     # a history alone (no user_id) is the same user as far as the fusion goes
     assert ids(iclient.post("/recommend", json={"history": [2, 4, 6], "text": "scary horror", "k": 6})) == \
         lib.loc[lib["user_id"] == "stranger", "item_id"].tolist()
+
+
+def test_refine_field_matches_the_library_and_says_what_it_understood(iclient, world_dir):
+    from longrec.models import Recommender
+    from longrec.models.intent import recommend_with_queries
+
+    model = Recommender.load(world_dir)
+    for body, refine in [({"user_id": 1, "text": "a funny comedy"}, "like the second one"),
+                         ({"history": [2, 4], "text": "scary horror"}, ["like the first one", "like #3"]),
+                         ({"user_id": 1}, "like the last one")]:  # this table has titles only
+        r = iclient.post("/recommend", json={**body, "k": 5, "refine": refine}).json()
+        u = body.get("user_id", "h")
+        lib = recommend_with_queries(model, users=[u], histories={u: body["history"]} if "history" in body else None,
+                                     queries={u: body["text"]} if "text" in body else {}, k=5, encoder="hash",
+                                     refine=refine)
+        assert [it["item_id"] for it in r["items"]] == lib["item_id"].tolist(), body
+        assert [x["understood"] for x in r["refinement"]] == [x["understood"] for x in lib.attrs["refinement"][u]]
+        assert all(x["applied"] for x in r["refinement"])
+
+
+def test_refine_nonsense_leaves_the_list_unchanged(iclient):
+    body = {"user_id": 1, "text": "a funny comedy", "k": 5}
+    plain = ids(iclient.post("/recommend", json=body))
+    r = iclient.post("/recommend", json={**body, "refine": "purple monkey dishwasher"})
+    assert ids(r) == plain
+    said = r.json()["refinement"][0]
+    assert said["applied"] is False and said["message"].startswith("not understood")
+    bad = iclient.post("/recommend", json={"text": "comedy", "refine": "more recent"})
+    assert bad.status_code == 422 and "refine needs user_id or history" in bad.json()["message"]

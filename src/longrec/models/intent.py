@@ -82,12 +82,16 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
                            exclude_seen: bool = True, candidates: Iterable | None = None,
                            query_weight: float = DEFAULT_QUERY_WEIGHT, query_gate: float = DEFAULT_QUERY_GATE,
                            encoder: str = "default",
-                           on_unknown_user: str = "popular") -> pd.DataFrame:
+                           on_unknown_user: str = "popular", refine=None) -> pd.DataFrame:
     """Top-k per user (user_id, item_id, rank, score) fusing the model's scores with each user's
     query; `queries` maps user_id -> text. Users default to those with a query or a history.
     The result's `attrs["signals"]` says, per user, which signals were used
     ({"history": bool, "text": bool, "popularity": bool}: popularity stands in for a user with
-    neither training data nor history)."""
+    neither training data nor history).
+
+    refine: follow-up sentences applied to each user's list (`longrec.models.refine`): one
+    text or a list of texts (in order) for every user, or {user_id: text or list}. Then
+    `attrs["refinement"]` holds, per refined user, what each follow-up was understood to ask."""
     queries = dict(queries or {})
     if not (np.isfinite(query_weight) and float(query_weight) >= 0.0):
         raise LongrecError(f"query_weight must be a finite number >= 0, got {query_weight!r}.")
@@ -120,6 +124,18 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     fused[:, ~allowed] = -np.inf
     if exclude_seen and len(hist.indices):
         fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
+    said = {}
+    if refine is not None:
+        from longrec.models.refine import Catalog, refine_row
+
+        per_user = ({str(u): t for u, t in refine.items()} if isinstance(refine, Mapping)
+                    else {str(u): refine for u in ids})
+        catalog = Catalog.from_model(model)
+        vecs = lambda: item_text_vectors(model, encoder)  # noqa: E731  (only "like #n" needs them)
+        for r, u in enumerate(ids):
+            t = per_user.get(str(u))
+            if t:
+                fused[r], said[u] = refine_row(fused[r], t, catalog, vecs, k)
     top, vals = topk(fused, k)
     ok = np.isfinite(vals)
     kk = top.shape[1]
@@ -132,4 +148,6 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     qset = set(qrows)
     recs.attrs["signals"] = {u: {"history": bool(has_history[r]), "text": r in qset,
                                  "popularity": not bool(has_history[r])} for r, u in enumerate(ids)}
+    if refine is not None:
+        recs.attrs["refinement"] = said
     return recs

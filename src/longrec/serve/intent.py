@@ -108,11 +108,12 @@ def signal_list(has_history: bool, has_text: bool) -> list[str]:
         ["history", "text"] if has_history else ["text", "popularity"])
 
 
-def fused_scores(st, serve_encoder, user_id, history: list, text: str, candidates: list | None,
+def fused_scores(st, serve_encoder, user_id, history: list, text: str | None, candidates: list | None,
                  exclude_seen: bool, query_weight: float | None = None, query_gate: float | None = None):
     """(fused score row over the model's items, has_history): `longrec.models.intent.fuse` of the
-    model's row for the user (training record + `history`) and the query's similarities; seen
-    items (when `exclude_seen`) and non-candidates are -inf."""
+    model's row for the user (training record + `history`) and the query's similarities (the
+    model's row alone when `text` is None); seen items (when `exclude_seen`) and non-candidates
+    are -inf."""
     from longrec.models.intent import DEFAULT_QUERY_GATE, DEFAULT_QUERY_WEIGHT, fuse
 
     m = st.model
@@ -129,10 +130,13 @@ def fused_scores(st, serve_encoder, user_id, history: list, text: str, candidate
         allowed[:] = False
         c = m.vocab_.items.lookup(np.asarray(candidates, dtype=object))
         allowed[c[c >= 0]] = True
-    q = it.query_vector(text)
-    R = (it.item_vectors() @ q).astype(np.float64)[None, :]
-    F = fuse(S, R, allowed, DEFAULT_QUERY_WEIGHT if query_weight is None else query_weight,
-             DEFAULT_QUERY_GATE if query_gate is None else query_gate)[0]
+    if text is not None:
+        q = it.query_vector(text)
+        R = (it.item_vectors() @ q).astype(np.float64)[None, :]
+        F = fuse(S, R, allowed, DEFAULT_QUERY_WEIGHT if query_weight is None else query_weight,
+                 DEFAULT_QUERY_GATE if query_gate is None else query_gate)[0]
+    else:  # a refinement of the history-only list
+        F = S[0].copy()
     F[~allowed] = -np.inf
     if exclude_seen and len(hb.indices):
         F[hb.indices] = -np.inf
@@ -140,15 +144,22 @@ def fused_scores(st, serve_encoder, user_id, history: list, text: str, candidate
     return F, has_history
 
 
-def fused_recommend(st, serve_encoder, user_id, history: list, text: str, k: int, exclude_seen: bool,
-                    candidates: list | None) -> tuple[list[tuple], list[str]]:
-    """([(item_id, fused score)] best first, signals) for one user: the list
-    `recommend_with_queries(model, users=[user], histories={user: history}, queries={user: text})` gives."""
+def fused_recommend(st, serve_encoder, user_id, history: list, text: str | None, k: int, exclude_seen: bool,
+                    candidates: list | None, refine=None) -> tuple[list[tuple], list[str], list[dict] | None]:
+    """([(item_id, score)] best first, signals, refinement) for one user: the list
+    `recommend_with_queries(model, users=[user], histories={user: history}, queries={user: text},
+    refine=refine)` gives. `refine`: a follow-up text or a list of them (None: no refinement)."""
     F, has_history = fused_scores(st, serve_encoder, user_id, history, text, candidates, exclude_seen)
+    said = None
+    if refine:
+        from longrec.models.refine import Catalog, refine_row
+
+        it = intent_state(st, serve_encoder)
+        F, said = refine_row(F, refine, Catalog.from_model(st.model), it.item_vectors, k)
     top, vals = topk(F[None, :], k)
     ok = np.isfinite(vals[0])
     pairs = list(zip(st.model_ids[top[0][ok]].tolist(), vals[0][ok].tolist()))
-    return pairs, signal_list(has_history, True)
+    return pairs, signal_list(has_history, text is not None), said
 
 
 _EMPTY = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object)})
