@@ -137,3 +137,42 @@ def test_refine_nonsense_leaves_the_list_unchanged(iclient):
     assert said["applied"] is False and said["message"].startswith("not understood")
     bad = iclient.post("/recommend", json={"text": "comedy", "refine": "more recent"})
     assert bad.status_code == 422 and "refine needs user_id or history" in bad.json()["message"]
+
+
+def test_ask_with_user_or_history_gives_the_api_list(iclient, world_dir, tmp_path, monkeypatch):
+    from longrec.cli.main import app
+    from longrec.models import intent
+
+    real = intent.recommend_with_queries
+    monkeypatch.setattr(intent, "recommend_with_queries", lambda *a, **kw: real(*a, **{**kw, "encoder": "hash"}))
+    cases = [(["--user", "1"], {"user_id": 1}),
+             (["--history", "2,4,6"], {"history": [2, 4, 6]}),
+             (["--user", "brand-new"], {"user_id": "brand-new"}),
+             (["--user", "1", "--refine", "like the second one", "--refine", "like #4"],
+              {"user_id": 1, "refine": ["like the second one", "like #4"]})]
+    for n, (args, body) in enumerate(cases):
+        out = tmp_path / f"r{n}.csv"
+        res = CliRunner().invoke(app, ["ask", "a funny comedy", "--model", str(world_dir), "--k", "6", *args,
+                                       "--output", str(out)])
+        assert res.exit_code == 0, res.output
+        api = iclient.post("/recommend", json={**body, "text": "a funny comedy", "k": 6}).json()
+        assert pd.read_csv(out)["item_id"].tolist() == [it["item_id"] for it in api["items"]], args
+        assert "signals: " + ", ".join(api["signals"]) in " ".join(res.output.split())
+    assert "understood: like #2" in " ".join(res.output.split())
+
+
+def test_ask_fused_errors_are_one_clear_paragraph(world_dir, tmp_path):
+    from longrec.cli.main import app
+
+    r = CliRunner()
+    no_model = r.invoke(app, ["ask", "comedy", "--user", "1", "--output", str(tmp_path / "x.csv")])
+    assert no_model.exit_code == 2 and "--model" in no_model.output
+    refine_alone = r.invoke(app, ["ask", "comedy", "--items", str(world_dir / "items.parquet"), "--refine", "older",
+                                  "--output", str(tmp_path / "x.csv")])
+    assert refine_alone.exit_code == 2 and "--refine" in refine_alone.output
+    no_items = r.invoke(app, ["ask", "comedy", "--output", str(tmp_path / "x.csv")])
+    assert no_items.exit_code == 2 and "--items" in no_items.output
+    assert not (tmp_path / "x.csv").exists()
+    said = r.invoke(app, ["ask", "comedy", "--model", str(world_dir), "--user", "1", "--refine", "zzz qqq",
+                          "--output", str(tmp_path / "y.csv")])
+    assert said.exit_code == 0 and "not understood" in said.output

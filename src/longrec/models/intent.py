@@ -151,3 +151,37 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     if refine is not None:
         recs.attrs["refinement"] = said
     return recs
+
+
+#: the caller id of an `ask` without --user (a history only)
+ASK_USER = "\x00ask"
+
+
+def ask(model, text: str | None, user=None, history=None, k: int = 10, candidates: Iterable | None = None,
+        refine=None, exclude_seen: bool = True, encoder: str = "default") -> pd.DataFrame:
+    """One user's list for a sentence (`longrec ask "TEXT" --model DIR --user U / --history ITEMS`):
+    `recommend_with_queries` for `user` (a training user, or a new one) and/or the items of
+    `history` (ids, oldest first), refined by `refine` (a follow-up or a list of them). Ids are
+    matched as the model spells them ("50" finds item 50). `text` None: the model's own list
+    (then `refine` is what shapes it). attrs: "signals" (a list: history/text/popularity) and,
+    with `refine`, "refinement" (what each follow-up was understood to ask)."""
+    from longrec.data.ids import coerce_like
+
+    if user is None and history is None:
+        raise LongrecError("ask with a model needs a user (--user) or a history (--history).")
+    uid = coerce_like([user], model.vocab_.users.kind)[0] if user is not None else ASK_USER
+    items = list(coerce_like(list(history), model.vocab_.items.kind)) if history is not None else []
+    unknown = [i for i, j in zip(items, model.vocab_.items.lookup(items) if items else []) if j < 0]
+    known = [i for i in items if i not in set(unknown)]
+    recs = recommend_with_queries(model, users=[uid], histories={uid: known} if known else None,
+                                  queries={uid: text} if text is not None else {}, k=k, exclude_seen=exclude_seen,
+                                  candidates=candidates, encoder=encoder, refine=refine)
+    sig = recs.attrs["signals"][uid]
+    signals = [s for s in ("history", "text", "popularity") if sig[s]]
+    said = recs.attrs.get("refinement", {}).get(uid)
+    if user is None:
+        recs["user_id"] = ""
+    recs.attrs = {"signals": signals, "unknown_history_items": unknown}
+    if refine is not None:
+        recs.attrs["refinement"] = said or []
+    return recs
