@@ -176,3 +176,18 @@ def test_ask_fused_errors_are_one_clear_paragraph(world_dir, tmp_path):
     said = r.invoke(app, ["ask", "comedy", "--model", str(world_dir), "--user", "1", "--refine", "zzz qqq",
                           "--output", str(tmp_path / "y.csv")])
     assert said.exit_code == 0 and "not understood" in said.output
+
+
+def test_pitch_on_fused_results(iclient, world_dir, tmp_path, monkeypatch):
+    from longrec.cli.main import app
+    from longrec.models import intent
+
+    real = intent.recommend_with_queries
+    monkeypatch.setattr(intent, "recommend_with_queries", lambda *a, **kw: real(*a, **{**kw, "encoder": "hash"}))
+    r = iclient.post("/recommend", json={"user_id": 1, "text": "a funny comedy", "k": 3, "pitch": True}).json()
+    assert all(it["pitch"].startswith(it["title"]) for it in r["items"])
+    assert "pitch" not in iclient.post("/recommend", json={"user_id": 1, "text": "a funny comedy", "k": 3}).json()["items"][0]
+    res = CliRunner().invoke(app, ["ask", "a funny comedy", "--model", str(world_dir), "--user", "1", "--k", "3",
+                                   "--pitch", "--output", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p.csv")["pitch"].tolist() == [it["pitch"] for it in r["items"]]

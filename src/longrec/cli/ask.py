@@ -53,15 +53,21 @@ def ask(
                                           "file with an item_id column), fused with the request (needs --model)."),
     refine: list[str] = typer.Option([], "--refine", help="A follow-up that narrows or shifts the list, e.g. 'more "
                                      "recent', 'no horror', 'like the second one' (repeatable; needs --user/--history)."),
+    pitch: bool = typer.Option(False, "--pitch", help="Add a one-line pitch per item (its attributes that match the "
+                               "request; needs --user/--history)."),
+    generator: str = typer.Option("template", "--generator", help="Who writes the pitch: template, local (the "
+                                  "packaged Gemma via llama.cpp) or http; a line that fails the grounding check "
+                                  "is replaced by the template's."),
 ) -> None:
     """Recommend items for a natural-language request (text embeddings, exact search), or with
     --user/--history and --model, fused with that user's history."""
     if user is not None or history is not None:
-        return _ask_fused(text, model, user, history, k, candidates, output, with_titles, refine)
-    if refine:
+        return _ask_fused(text, model, user, history, k, candidates, output, with_titles, refine, pitch, generator)
+    if refine or pitch:
         from longrec.errors import ConfigError
 
-        raise ConfigError("--refine refines a user's list: add --user U or --history ITEMS and --model DIR.")
+        raise ConfigError(f"{'--refine' if refine else '--pitch'} works on a user's list: add --user U or --history "
+                          "ITEMS and --model DIR.")
     if items is None:
         from longrec.errors import ConfigError
 
@@ -118,7 +124,7 @@ def ask(
 
 
 def _ask_fused(text: str, model: Optional[Path], user, history, k: int, candidates, output: Path, with_titles: bool,
-               refine: list[str]) -> None:
+               refine: list[str], pitch: bool = False, generator: str = "template") -> None:
     from longrec.data import read_id_list
     from longrec.errors import ConfigError
     from longrec.lm.query import check_query
@@ -144,6 +150,11 @@ def _ask_fused(text: str, model: Optional[Path], user, history, k: int, candidat
     said = recs.attrs.get("refinement") or []
     unknown = recs.attrs.get("unknown_history_items") or []
     signals = recs.attrs["signals"]
+    if pitch:
+        from longrec.explain.intent import intent_pitches
+
+        lines = intent_pitches(m, recs["item_id"].tolist(), text, generator=generator)
+        recs["pitch"] = [p["text"] for p in lines]
     if with_titles:
         from longrec.lm.catalog import add_display_columns
 

@@ -52,6 +52,8 @@ class RecItem(BaseModel):
     title: Optional[str] = None
     source: Literal["model", "new", "text", "popular-fallback", "fused"] = "model"
     because: Optional[list[dict[str, Any]]] = None
+    #: with `pitch: true` on a request with text: a one-line pitch grounded in the item's attributes
+    pitch: Optional[str] = None
 
 
 class RecommendResponse(BaseModel):
@@ -159,6 +161,8 @@ def _schemas(s: ServeSettings):
         refine: Optional[Union[Text, Annotated[list[Text], Field(min_length=1, max_length=10)]]] = Field(None, description=(
             "follow-up sentence(s) applied in order to the list the rest of the request gives, e.g. "
             "'more recent', 'no horror', 'like the second one but funnier' (needs user_id or history)"))
+        pitch: Annotated[bool, Strict()] = Field(False, description=(
+            "with text: a one-line pitch per item from its attributes that match the text (template)"))
 
         @model_validator(mode="after")
         def _one_input(self):
@@ -519,6 +523,10 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         pairs = pairs[: req.k]
         out = {"items": rec_items(st, pairs, source_of, everything, req.explain), "user_id": req.user_id,
                "history_used": len(everything) - len(ignored), "model": st.model.name}
+        if req.pitch and req.text is not None and out["items"]:
+            from longrec.serve.intent import add_pitches
+
+            add_pitches(st, out["items"], req.text)
         if ignored:
             out["ignored_item_ids"] = [_jsonable(i) for i in ignored]
         if signals:

@@ -162,4 +162,15 @@ def fused_recommend(st, serve_encoder, user_id, history: list, text: str | None,
     return pairs, signal_list(has_history, text is not None), said
 
 
+def add_pitches(st, items: list[dict], text: str) -> None:
+    """Set `pitch` on each response item the model knows (template lines: no generator on the
+    request path)."""
+    from longrec.explain.intent import intent_pitches
+
+    known = [it for it in items if bool(st.in_model([st.coerce([it["item_id"]])[0]])[0])]
+    if known:
+        for it, p in zip(known, intent_pitches(st.model, st.coerce([it["item_id"] for it in known]), text)):
+            it["pitch"] = p["text"]
+
+
 _EMPTY = pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object)})
