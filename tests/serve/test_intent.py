@@ -53,6 +53,9 @@ def test_brand_new_user_is_text_plus_popularity(iclient):
     assert body["signals"] == ["text", "popularity"]
     assert len(body["items"]) == 5 and all(it["item_id"] % 2 == 0 for it in body["items"])
     assert iclient.post("/recommend", json={"text": "scary horror", "k": 5}).json()["signals"] == ["text"]
+    empty = iclient.post("/recommend", json={"history": [], "text": "scary horror", "k": 5}).json()
+    assert empty["signals"] == ["text", "popularity"] and [it["item_id"] for it in empty["items"]] == \
+        [it["item_id"] for it in body["items"]]
 
 
 def test_query_vector_is_cached(iclient):
