@@ -99,7 +99,7 @@ def test_by_author(world):
     before, _ = lists(model)
     got, said = lists(model, "more by bob stone")
     assert bob(got) > bob(before)
-    assert said[0]["understood"] == ["more by bob stone: up-weighted"]
+    assert said[0]["understood"] == ["more author bob stone: up-weighted"]
     got, _ = lists(model, "nothing by Ann Lee")
     assert not any(items.loc[i, "author"] == "Ann Lee" for i in got)
 

@@ -108,6 +108,20 @@ class Catalog:
     year: np.ndarray                       # float, NaN = unknown
     categories: dict[str, np.ndarray]      # lower-case category -> bool mask
     people: dict[str, np.ndarray]          # lower-case name -> bool mask
+    people_kind: dict[str, str] = field(default_factory=dict)   # name -> its column ("author", ...)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def phrases(self) -> list:
+        """`_vocabulary(self)`, computed once."""
+        if "vocab" not in self._cache:
+            self._cache["vocab"] = _vocabulary(self)
+        return self._cache["vocab"]
+
+    def names(self) -> list[str]:
+        """People's names, longest first, computed once."""
+        if "names" not in self._cache:
+            self._cache["names"] = sorted(self.people, key=len, reverse=True)
+        return self._cache["names"]
 
     @classmethod
     def from_model(cls, model) -> "Catalog":
@@ -130,6 +144,7 @@ class Catalog:
         year = np.full(n, np.nan)
         cats: dict[str, np.ndarray] = {}
         people: dict[str, np.ndarray] = {}
+        kinds: dict[str, str] = {}
         if items is None or len(items) == 0:
             return cls(titles, year, cats, people)
         bare = {str(c).split(":", 1)[0].lower(): c for c in items.columns}
@@ -177,8 +192,10 @@ class Catalog:
                 continue
             for j, v in zip(have, col(c)):
                 if isinstance(v, str) and v.strip() and v.strip().lower() not in MISSING_VALUES:
-                    people.setdefault(" ".join(v.lower().split()), np.zeros(n, bool))[j] = True
-        return cls(titles, year, cats, people)
+                    name = " ".join(v.lower().split())
+                    people.setdefault(name, np.zeros(n, bool))[j] = True
+                    kinds.setdefault(name, c.replace("book_", ""))
+        return cls(titles, year, cats, people, kinds)
 
 
 @dataclass
@@ -346,9 +363,9 @@ def parse_refinement(text: str, catalog: Catalog, previous: list[int] | None = N
     if not isinstance(text, str) or not text.strip() or len(text) > 2000:
         return ref
     previous = list(previous or [])
-    vocab = _vocabulary(catalog)
+    vocab = catalog.phrases()
     have_year = bool(np.isfinite(catalog.year).any())
-    people = sorted(catalog.people, key=len, reverse=True)
+    people = catalog.names()
     for clause in _clauses(text):
         got = False
 
@@ -387,14 +404,17 @@ def parse_refinement(text: str, catalog: Catalog, previous: list[int] | None = N
                 blank(m.span())
                 got = True
         for name in people:
-            hitp = re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", clause) if len(name) >= 3 else None
+            if len(name) < 3 or name not in clause:  # a substring test first: thousands of names
+                continue
+            hitp = re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", clause)
             if hitp:
-                _category_op(ref, _polarity(clause, *hitp.span()), catalog.people[name], f"by {name}")
+                _category_op(ref, _polarity(clause, *hitp.span()), catalog.people[name],
+                             f"{catalog.people_kind.get(name, 'by')} {name}")
                 blank(hitp.span())
                 got = True
         used: set[str] = set()
         for phrase, cats, label in vocab:
-            if set(cats) <= used:
+            if phrase not in clause or set(cats) <= used:
                 continue
             hitc = re.search(r"(?<![\w-])" + re.escape(phrase) + r"(?![\w-])", clause)
             if hitc:
