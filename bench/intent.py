@@ -305,6 +305,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="default")
     ap.add_argument("--grid", default="ml-100k", choices=sorted(GRIDS), help="the (gate, weight) grid searched on valid")
     ap.add_argument("--valid-users", type=int, default=2000, help="valid users sampled for the grid (seed 0)")
+    ap.add_argument("--test-users", type=int, default=None, help="test users sampled (seed 0); default: all")
     ap.add_argument("--generated", action="store_true", help="add the generated-paraphrase family (packaged Gemma)")
     ap.add_argument("--regenerate", action="store_true", help="generate the paraphrases again (else the cached JSON)")
     args = ap.parse_args()
@@ -326,7 +327,12 @@ def main() -> None:
     mean_valid = {gw: np.mean([r[f"fused@{gw[0]},{gw[1]}"] for r in valid["families"].values()]) for gw in grid}
     best = max(grid, key=lambda gw: mean_valid[gw])
     key = f"{best[0]},{best[1]}"
-    test = chunked_stage(model, parts["valid"], parts["test"], attrs, fams, [best], args.encoder)
+    ttruth = parts["test"]
+    tusers = sorted(intents(ttruth, attrs), key=str)
+    if args.test_users is not None and len(tusers) > args.test_users:
+        keep = set(np.random.default_rng(0).choice(np.array(tusers, dtype=object), args.test_users, replace=False))
+        ttruth = ttruth[ttruth["user_id"].isin(keep)]
+    test = chunked_stage(model, parts["valid"], ttruth, attrs, fams, [best], args.encoder)
     rec = {"provenance": provenance(), "dataset": args.dataset, "model": args.model, "config": json.loads(args.config),
            "encoder": args.encoder, "grid_on_valid": {f"gate {g}, weight {w}": round(v, 4) for (g, w), v in mean_valid.items()},
            "chosen": {"query_gate": best[0], "query_weight": best[1]}, "valid": valid, "test": test,
