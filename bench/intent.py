@@ -50,6 +50,117 @@ TEMPLATES = {
 }
 
 
+#: the generated family: completion prompts for the packaged Gemma 3 270M (a base model: a
+#: numbered list to continue); its line 4 is the paraphrase
+PARA_PROMPTS = {
+    "ml-100k": ("Different ways to ask for a {a} movie:\n1. I want to watch a {a} movie.\n"
+                "2. Can you recommend a good {a} film?\n3. Any {a} movies for tonight?\n4."),
+    "b1": ("Different ways to ask for a book by an author:\n1. I want to read a book by {a}.\n"
+           "2. Do you have any novels from {a}?\n3. Show me something {a} wrote.\n4."),
+}
+#: Book-Crossing: paraphrase templates are generated for these names, then the name becomes {a}
+SEED_AUTHORS = ["Stephen King", "Agatha Christie", "John Grisham", "Nora Roberts", "Dean Koontz"]
+N_GENERATED = 20
+
+
+def _norm(t: str) -> str:
+    return " ".join("".join(c for c in t.lower() if c.isalnum() or c.isspace()).split())
+
+
+def acceptable(line: str, a: str, prompt: str) -> str | None:
+    """None if `line` is a usable paraphrase of a request naming `a`, else why not."""
+    words = line.split()
+    if len(words) < 3 or len(words) > 25:
+        return "length"
+    if sum(c.isascii() for c in line) < 0.95 * len(line):
+        return "not English text"
+    if a.lower() not in line.lower():
+        return "drops the attribute"
+    examples = {_norm(x.split(". ", 1)[-1]) for x in prompt.splitlines()[1:]}
+    if _norm(line) in examples:
+        return "copies an example"
+    return None
+
+
+def generate_paraphrases(dataset: str, values: list[str], regenerate: bool = False) -> dict:
+    """Paraphrases from the packaged generator, cached in bench/results/intent_paraphrases_<dataset>.json:
+    MovieLens: one per genre (4 tries each); Book-Crossing: up to N_GENERATED templates (a request
+    for a book by a seed author, the name then replaced by {a}). Rejected lines are kept with why."""
+    path = RESULTS / f"intent_paraphrases_{dataset}.json"
+    if path.exists() and not regenerate:
+        cached = json.loads(path.read_text())
+        if dataset == "b1" or set(values) <= set(cached["paraphrases"]):
+            return cached
+    from longrec.lm.generators import get_generator
+
+    gen = get_generator("llama-cpp", temperature=0.8)
+    t0 = time.perf_counter()
+    out: dict = {"provenance": provenance(), "generator": "llama-cpp (packaged Gemma 3 270M), temperature 0.8",
+                 "prompt": PARA_PROMPTS[dataset], "paraphrases": {}, "rejected": [], "calls": 0}
+
+    def one(a: str, seed: int) -> tuple[str, str | None]:
+        gen.settings = gen.settings.model_copy(update={"seed": seed})
+        prompt = PARA_PROMPTS[dataset].format(a=a)
+        line = gen.generate(prompt, max_tokens=28).strip()
+        out["calls"] += 1
+        return line, acceptable(line, a, prompt)
+
+    if dataset == "ml-100k":
+        for a in values:
+            for seed in range(4):
+                line, why = one(a, seed)
+                if why is None:
+                    out["paraphrases"][a] = line
+                    break
+                out["rejected"].append({"attribute": a, "text": line, "why": why})
+    else:
+        templates: list[str] = []
+        for seed in range(3 * N_GENERATED):
+            a = SEED_AUTHORS[seed % len(SEED_AUTHORS)]
+            line, why = one(a, seed)
+            if why is None:
+                import re
+
+                t = re.sub(re.escape(a), "{a}", line, flags=re.I).replace("{a}'s", "{a}'s")
+                if t.replace("{a}", "").count("{") == 0 and t not in templates:
+                    templates.append(t)
+            else:
+                out["rejected"].append({"attribute": a, "text": line, "why": why})
+            if len(templates) >= N_GENERATED:
+                break
+        out["paraphrases"] = {str(j): t for j, t in enumerate(templates)}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def phrasers(dataset: str, values: list[str], generated: bool, regenerate: bool = False) -> tuple[dict, dict, dict]:
+    """({family: f(user, attribute) -> query}, {family: label}, generation record)."""
+    fams = {f: (lambda u, a, t=t: t.format(a=a)) for f, t in TEMPLATES[dataset].items()}
+    labels = {f: f"`{t}`" for f, t in TEMPLATES[dataset].items()}
+    rec: dict = {}
+    if generated:
+        rec = generate_paraphrases(dataset, values, regenerate)
+        para = rec["paraphrases"]
+        if dataset == "ml-100k":
+            fallback = TEMPLATES[dataset]["want"]
+            fams["generated"] = lambda u, a: para.get(a) or fallback.format(a=a)
+            labels["generated"] = (f"Gemma 3 270M, one per genre ({sum(a in para for a in values)} of {len(values)} "
+                                   f"generated, the rest fall back to `want`)")
+        elif para:
+            tl = [para[k] for k in sorted(para, key=int)]
+            fams["generated"] = lambda u, a: tl[hash_user(u) % len(tl)].format(a=a)
+            labels["generated"] = f"Gemma 3 270M, {len(tl)} generated templates, one per user"
+    return fams, labels, rec
+
+
+def hash_user(u) -> int:
+    import zlib
+
+    return zlib.crc32(str(u).encode())
+
+
 def load(dataset: str):
     d = Path(os.environ.get("LONGREC_DATA_DIR", "../shared/datasets"))
     from longrec.data.dataset import Dataset
@@ -116,7 +227,7 @@ def _recs(model, ids, F, hist) -> pd.DataFrame:
                          "rank": np.tile(np.arange(1, 11), len(ids))[ok.ravel()]})
 
 
-def run_grid(model, hist, truth_df, attrs, templates, grid, encoder) -> dict:
+def run_grid(model, hist, truth_df, attrs, fams, grid, encoder) -> dict:
     """Valid-stage grid search: the model's scores and the query similarities once per phrasing,
     then `longrec.models.intent.fuse` (the library's own fusion) for every (gate, weight)."""
     from longrec.models.intent import fuse, item_text_vectors, query_vectors
@@ -127,8 +238,8 @@ def run_grid(model, hist, truth_df, attrs, templates, grid, encoder) -> dict:
     T = item_text_vectors(model, encoder)
     allowed = np.ones(S.shape[1], dtype=bool)
     out = {"n_users": len(ids), "model-only": ndcg(_recs(model, ids, S, h), truth), "families": {}}
-    for fam, tpl in templates.items():
-        R = (query_vectors([tpl.format(a=truth[u][0]) for u in ids], encoder) @ T.T).astype(np.float64)
+    for fam, phrase in fams.items():
+        R = (query_vectors([phrase(u, truth[u][0]) for u in ids], encoder) @ T.T).astype(np.float64)
         row = {"text-only": ndcg(_recs(model, ids, R, h), truth)}
         for g, w in grid:
             recs = _recs(model, ids, fuse(S, R, allowed, w, g), h)
@@ -138,7 +249,7 @@ def run_grid(model, hist, truth_df, attrs, templates, grid, encoder) -> dict:
     return out
 
 
-def run_stage(model, hist: pd.DataFrame, truth_df: pd.DataFrame, attrs: dict, templates: dict, grid,
+def run_stage(model, hist: pd.DataFrame, truth_df: pd.DataFrame, attrs: dict, fams: dict, grid,
               encoder: str) -> dict:
     """Test stage, through the library call users make (recommend_with_queries)."""
     from longrec.models.intent import recommend_with_queries
@@ -148,8 +259,8 @@ def run_stage(model, hist: pd.DataFrame, truth_df: pd.DataFrame, attrs: dict, te
     model_only = model.recommend(users=users, histories=hist, k=10)
     out = {"n_users": len(users), "model-only": ndcg(model_only, truth),
            "model-only share": attr_share(model_only, truth, attrs), "families": {}}
-    for fam, tpl in templates.items():
-        q = {u: tpl.format(a=truth[u][0]) for u in users}
+    for fam, phrase in fams.items():
+        q = {u: phrase(u, truth[u][0]) for u in users}
         # text-only: the query's ranking (the model only breaks exact ties)
         text_only = recommend_with_queries(model, users=users, histories=hist, queries=q, k=10, query_weight=1e6,
                                            query_gate=1.0, encoder=encoder)
@@ -163,34 +274,80 @@ def run_stage(model, hist: pd.DataFrame, truth_df: pd.DataFrame, attrs: dict, te
     return out
 
 
+GRIDS = {"ml-100k": GRID,
+         # author intents pick far fewer items than a genre: smaller gates and larger weights too
+         "wide": [(g, w) for g in (0.02, 0.05, 0.1, 0.2, 0.4, 1.0) for w in (0.5, 1.0, 2.0, 4.0)]}
+
+
+def chunked_stage(model, hist, truth_df, attrs, fams, grid, encoder, chunk: int = 1000) -> dict:
+    """run_stage over users in chunks (memory: users x items rows), averaged by user count."""
+    users = sorted(intents(truth_df, attrs), key=str)
+    if len(users) <= chunk:
+        return run_stage(model, hist, truth_df, attrs, fams, grid, encoder)
+    parts = []
+    for i in range(0, len(users), chunk):
+        part = truth_df[truth_df["user_id"].isin(set(users[i:i + chunk]))]
+        parts.append(run_stage(model, hist, part, attrs, fams, grid, encoder))
+    n = np.array([p["n_users"] for p in parts], dtype=float)
+    avg = lambda vals: float(np.dot(vals, n) / n.sum())  # noqa: E731
+    out = {"n_users": int(n.sum()), "model-only": avg([p["model-only"] for p in parts]),
+           "model-only share": avg([p["model-only share"] for p in parts]), "families": {}}
+    for fam in parts[0]["families"]:
+        out["families"][fam] = {k: avg([p["families"][fam][k] for p in parts]) for k in parts[0]["families"][fam]}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "b1"])
     ap.add_argument("--model", default="lm-linear")
     ap.add_argument("--config", default="{}", help="JSON model config")
     ap.add_argument("--encoder", default="default")
+    ap.add_argument("--grid", default="ml-100k", choices=sorted(GRIDS), help="the (gate, weight) grid searched on valid")
+    ap.add_argument("--valid-users", type=int, default=2000, help="valid users sampled for the grid (seed 0)")
+    ap.add_argument("--test-users", type=int, default=None, help="test users sampled (seed 0); default: all")
+    ap.add_argument("--generated", action="store_true", help="add the generated-paraphrase family (packaged Gemma)")
+    ap.add_argument("--regenerate", action="store_true", help="generate the paraphrases again (else the cached JSON)")
     args = ap.parse_args()
     from longrec.models import get_model_class
 
     t0 = time.perf_counter()
+    grid = GRIDS[args.grid]
     train, parts, attrs, items = load(args.dataset)
+    values = sorted({a for p in ("valid", "test") for a, _ in intents(parts[p], attrs).values()})
+    fams, labels, gen_rec = phrasers(args.dataset, values, args.generated, args.regenerate)
     model = get_model_class(args.model)(json.loads(args.config)).fit(train)
-    tpl = TEMPLATES[args.dataset]
-    valid = run_grid(model, None, parts["valid"], attrs, tpl, GRID, args.encoder)
-    mean_valid = {gw: np.mean([r[f"fused@{gw[0]},{gw[1]}"] for r in valid["families"].values()]) for gw in GRID}
-    best = max(GRID, key=lambda gw: mean_valid[gw])
+    vusers = sorted(intents(parts["valid"], attrs), key=str)
+    if len(vusers) > args.valid_users:
+        keep = set(np.random.default_rng(0).choice(np.array(vusers, dtype=object), args.valid_users, replace=False))
+        vtruth = parts["valid"][parts["valid"]["user_id"].isin(keep)]
+    else:
+        vtruth = parts["valid"]
+    valid = run_grid(model, None, vtruth, attrs, fams, grid, args.encoder)
+    mean_valid = {gw: np.mean([r[f"fused@{gw[0]},{gw[1]}"] for r in valid["families"].values()]) for gw in grid}
+    best = max(grid, key=lambda gw: mean_valid[gw])
     key = f"{best[0]},{best[1]}"
-    test = run_stage(model, parts["valid"], parts["test"], attrs, tpl, [best], args.encoder)
+    ttruth = parts["test"]
+    tusers = sorted(intents(ttruth, attrs), key=str)
+    if args.test_users is not None and len(tusers) > args.test_users:
+        keep = set(np.random.default_rng(0).choice(np.array(tusers, dtype=object), args.test_users, replace=False))
+        ttruth = ttruth[ttruth["user_id"].isin(keep)]
+    test = chunked_stage(model, parts["valid"], ttruth, attrs, fams, [best], args.encoder)
     rec = {"provenance": provenance(), "dataset": args.dataset, "model": args.model, "config": json.loads(args.config),
            "encoder": args.encoder, "grid_on_valid": {f"gate {g}, weight {w}": round(v, 4) for (g, w), v in mean_valid.items()},
            "chosen": {"query_gate": best[0], "query_weight": best[1]}, "valid": valid, "test": test,
+           "phrasings": labels, "generated": gen_rec.get("paraphrases"),
+           "generation": {k: gen_rec.get(k) for k in ("generator", "calls", "seconds")} if gen_rec else None,
+           "rejected_generations": len(gen_rec.get("rejected", [])) if gen_rec else None,
            "seconds": round(time.perf_counter() - t0, 1)}
     RESULTS.mkdir(exist_ok=True)
     stem = f"intent_{args.dataset}_{args.model}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(rec, indent=2, default=float))
+    attr = {"ml-100k": "genre", "b1": "author"}[args.dataset]
     md = [f"# Intent benchmark: {args.dataset}, {args.model}", "", md_line(rec["provenance"]), "",
-          f"Gate and weight chosen on valid by mean NDCG@10 over phrasings: query_gate = {best[0]}, "
-          f"query_weight = {best[1]} (valid means: "
+          f"Intent: the {attr} most common among each user's held-out items; truth: those items with it. "
+          f"Gate and weight chosen on valid ({valid['n_users']} users) by mean NDCG@10 over phrasings: "
+          f"query_gate = {best[0]}, query_weight = {best[1]} (valid means: "
           f"{', '.join(f'{g}/{w}: {v:.4f}' for (g, w), v in mean_valid.items())}). Test, {test['n_users']} users "
           f"(model-only top-10 with the attribute: {test['model-only share']:.0%}):", "",
           "| phrasing | text-only | model-only | fused | fused / best single | fused top-10 with the attribute |",
@@ -198,8 +355,14 @@ def main() -> None:
     for fam, r in test["families"].items():
         f = r[f"fused@{key}"]
         single = max(r["text-only"], test["model-only"])
-        md.append(f"| {fam} (`{tpl[fam]}`) | {r['text-only']:.4f} | {test['model-only']:.4f} | **{f:.4f}** | "
+        md.append(f"| {fam} ({labels[fam]}) | {r['text-only']:.4f} | {test['model-only']:.4f} | **{f:.4f}** | "
                   f"{f / single:.2f}x | {r[f'share@{key}']:.0%} |")
+    if gen_rec:
+        md += ["", f"Generated paraphrases: {gen_rec.get('generator')}, {gen_rec.get('calls')} calls "
+               f"({gen_rec.get('seconds')} s), {len(gen_rec.get('rejected', []))} lines rejected (too short/long, "
+               f"dropping the attribute, copying an example); kept lines and rejects are in "
+               f"`bench/results/intent_paraphrases_{args.dataset}.json`. Examples: "
+               + "; ".join(f"\"{v}\"" for v in list(gen_rec["paraphrases"].values())[:4]) + "."]
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

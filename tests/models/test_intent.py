@@ -90,3 +90,18 @@ def test_cli_library_and_files_agree(world, tmp_path, monkeypatch):
     bad = CliRunner().invoke(app, ["recommend", "--model", str(tmp_path / "m"), "--k", "5", "--query", "x",
                                    "--queries", str(tmp_path / "q.csv"), "--output", str(tmp_path / "r2.csv")])
     assert bad.exit_code == 2 and "not both" in bad.output and not (tmp_path / "r2.csv").exists()
+
+
+def test_model_recommend_takes_queries_and_refine(world, monkeypatch):
+    """The issue's contract: model.recommend(users=..., queries={user: text}, k=...) is the fused list."""
+    from longrec.models import intent
+
+    model, _ = world
+    real = intent.recommend_with_queries
+    monkeypatch.setattr(intent, "recommend_with_queries", lambda *a, **kw: real(*a, **{**kw, "encoder": "hash"}))
+    got = model.recommend(users=[1, 2], queries={1: "a funny comedy"}, k=5)
+    want = real(model, users=[1, 2], queries={1: "a funny comedy"}, k=5, encoder="hash")
+    assert got["item_id"].tolist() == want["item_id"].tolist() and got.attrs["signals"] == want.attrs["signals"]
+    refined = model.recommend(users=[1], queries={1: "a funny comedy"}, refine="like the third one", k=5)
+    assert refined.attrs["refinement"][1][0]["applied"]
+    assert model.recommend(users=[1], k=5)["item_id"].tolist() == real(model, users=[1], k=5, encoder="hash")["item_id"].tolist()

@@ -312,8 +312,13 @@ class Recommender:
 
     def recommend(self, users=None, histories=None, k: int = 10, exclude_seen: bool = True,
                   candidates: Iterable | None = None, on_unknown_user: str = "popular",
-                  batch_size: int = 1024, progress: bool = False) -> pd.DataFrame:
+                  batch_size: int = 1024, progress: bool = False, queries: Mapping | None = None,
+                  refine=None) -> pd.DataFrame:
         """Top-k items per user as a DataFrame user_id,item_id,rank,score (rank 1 = best).
+
+        queries: {user_id: text}: those users' lists fuse the scores with their free-text
+        intent, and refine: follow-up sentences applied to the lists
+        (`longrec.models.intent.recommend_with_queries`, which this then returns).
 
         users: caller IDs of users known from training (their training interactions are
         history) and/or users present in `histories`. histories: {user_id: [item_id, ...]}
@@ -323,6 +328,12 @@ class Recommender:
         Ties rank the lower item_id first.
         """
         self._require_fitted()
+        if queries or refine is not None:
+            from longrec.models.intent import recommend_with_queries
+
+            return recommend_with_queries(self, users=users, histories=histories, queries=queries, k=k,
+                                          exclude_seen=exclude_seen, candidates=candidates,
+                                          on_unknown_user=on_unknown_user, refine=refine)
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise LongrecError(f"k must be a positive integer, got {k!r}.")
         if on_unknown_user not in ("popular", "error"):

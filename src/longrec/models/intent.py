@@ -82,12 +82,16 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
                            exclude_seen: bool = True, candidates: Iterable | None = None,
                            query_weight: float = DEFAULT_QUERY_WEIGHT, query_gate: float = DEFAULT_QUERY_GATE,
                            encoder: str = "default",
-                           on_unknown_user: str = "popular") -> pd.DataFrame:
+                           on_unknown_user: str = "popular", refine=None) -> pd.DataFrame:
     """Top-k per user (user_id, item_id, rank, score) fusing the model's scores with each user's
     query; `queries` maps user_id -> text. Users default to those with a query or a history.
     The result's `attrs["signals"]` says, per user, which signals were used
     ({"history": bool, "text": bool, "popularity": bool}: popularity stands in for a user with
-    neither training data nor history)."""
+    neither training data nor history).
+
+    refine: follow-up sentences applied to each user's list (`longrec.models.refine`): one
+    text or a list of texts (in order) for every user, or {user_id: text or list}. Then
+    `attrs["refinement"]` holds, per refined user, what each follow-up was understood to ask."""
     queries = dict(queries or {})
     if not (np.isfinite(query_weight) and float(query_weight) >= 0.0):
         raise LongrecError(f"query_weight must be a finite number >= 0, got {query_weight!r}.")
@@ -120,6 +124,18 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     fused[:, ~allowed] = -np.inf
     if exclude_seen and len(hist.indices):
         fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
+    said = {}
+    if refine is not None:
+        from longrec.models.refine import Catalog, refine_row
+
+        per_user = ({str(u): t for u, t in refine.items()} if isinstance(refine, Mapping)
+                    else {str(u): refine for u in ids})
+        catalog = Catalog.from_model(model)
+        vecs = lambda: item_text_vectors(model, encoder)  # noqa: E731  (only "like #n" needs them)
+        for r, u in enumerate(ids):
+            t = per_user.get(str(u))
+            if t:
+                fused[r], said[u] = refine_row(fused[r], t, catalog, vecs, k)
     top, vals = topk(fused, k)
     ok = np.isfinite(vals)
     kk = top.shape[1]
@@ -132,4 +148,40 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     qset = set(qrows)
     recs.attrs["signals"] = {u: {"history": bool(has_history[r]), "text": r in qset,
                                  "popularity": not bool(has_history[r])} for r, u in enumerate(ids)}
+    if refine is not None:
+        recs.attrs["refinement"] = said
+    return recs
+
+
+#: the caller id of an `ask` without --user (a history only)
+ASK_USER = "\x00ask"
+
+
+def ask(model, text: str | None, user=None, history=None, k: int = 10, candidates: Iterable | None = None,
+        refine=None, exclude_seen: bool = True, encoder: str = "default") -> pd.DataFrame:
+    """One user's list for a sentence (`longrec ask "TEXT" --model DIR --user U / --history ITEMS`):
+    `recommend_with_queries` for `user` (a training user, or a new one) and/or the items of
+    `history` (ids, oldest first), refined by `refine` (a follow-up or a list of them). Ids are
+    matched as the model spells them ("50" finds item 50). `text` None: the model's own list
+    (then `refine` is what shapes it). attrs: "signals" (a list: history/text/popularity) and,
+    with `refine`, "refinement" (what each follow-up was understood to ask)."""
+    from longrec.data.ids import coerce_like
+
+    if user is None and history is None:
+        raise LongrecError("ask with a model needs a user (--user) or a history (--history).")
+    uid = coerce_like([user], model.vocab_.users.kind)[0] if user is not None else ASK_USER
+    items = list(coerce_like(list(history), model.vocab_.items.kind)) if history is not None else []
+    unknown = [i for i, j in zip(items, model.vocab_.items.lookup(items) if items else []) if j < 0]
+    known = [i for i in items if i not in set(unknown)]
+    recs = recommend_with_queries(model, users=[uid], histories={uid: known} if known else None,
+                                  queries={uid: text} if text is not None else {}, k=k, exclude_seen=exclude_seen,
+                                  candidates=candidates, encoder=encoder, refine=refine)
+    sig = recs.attrs["signals"][uid]
+    signals = [s for s in ("history", "text", "popularity") if sig[s]]
+    said = recs.attrs.get("refinement", {}).get(uid)
+    if user is None:
+        recs["user_id"] = ""
+    recs.attrs = {"signals": signals, "unknown_history_items": unknown}
+    if refine is not None:
+        recs.attrs["refinement"] = said or []
     return recs

@@ -52,8 +52,10 @@ class RecItem(BaseModel):
     item_id: Id
     score: float
     title: Optional[str] = None
-    source: Literal["model", "new", "text", "popular-fallback"] = "model"
+    source: Literal["model", "new", "text", "popular-fallback", "fused"] = "model"
     because: Optional[list[dict[str, Any]]] = None
+    #: with `pitch: true` on a request with text: a one-line pitch grounded in the item's attributes
+    pitch: Optional[str] = None
 
 
 class RecommendResponse(BaseModel):
@@ -63,6 +65,10 @@ class RecommendResponse(BaseModel):
     model: str = ""
     #: history / candidate item ids that neither the model nor /items knows (not used)
     ignored_item_ids: Optional[list[Id]] = None
+    #: what the list was made from: "history", "text", "popularity" (a user without history)
+    signals: Optional[list[str]] = None
+    #: per follow-up in `refine`: what was understood (`applied` false: not understood, list unchanged)
+    refinement: Optional[list[dict[str, Any]]] = None
 
 
 class SimilarResponse(BaseModel):
@@ -135,6 +141,7 @@ def _schemas(s: ServeSettings):
     # the cross-field rules, in the schema too (JSON Schema anyOf): one input at least, and the
     # cost ceiling on k for the expensive options
     one_input = {"anyOf": [not_null("user_id"), not_null("history"), not_null("text")]}
+    refine_for_a_user = {"anyOf": [{"not": not_null("refine")}, not_null("user_id"), not_null("history")]}
     cheap_or_small = {"anyOf": [
         {"properties": {"rerank": {"enum": ["none", None]}, "explain": {"const": False}}},
         {"properties": {"k": {"maximum": s.max_k_costly}}}]}
@@ -142,7 +149,8 @@ def _schemas(s: ServeSettings):
     class RecommendRequest(BaseModel):
         """Give `user_id`, `history` or `text` (at least one). `k` is at most `max_k_costly`
         when `rerank` is "mmr" or `explain` is true."""
-        model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [one_input, cheap_or_small]})
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "allOf": [one_input, cheap_or_small, refine_for_a_user]})
         user_id: Optional[Id] = None
         history: Optional[list[Id]] = Field(None, max_length=s.max_history)
         text: Optional[Text] = None
@@ -152,11 +160,18 @@ def _schemas(s: ServeSettings):
         candidates: Optional[list[Id]] = Field(None, min_length=1, max_length=100_000)
         rerank: Optional[Literal["none", "mmr"]] = None
         explain: Annotated[bool, Strict()] = False
+        refine: Optional[Union[Text, Annotated[list[Text], Field(min_length=1, max_length=10)]]] = Field(None, description=(
+            "follow-up sentence(s) applied in order to the list the rest of the request gives, e.g. "
+            "'more recent', 'no horror', 'like the second one but funnier' (needs user_id or history)"))
+        pitch: Annotated[bool, Strict()] = Field(False, description=(
+            "with text: a one-line pitch per item from its attributes that match the text (template)"))
 
         @model_validator(mode="after")
         def _one_input(self):
             if self.user_id is None and self.history is None and self.text is None:
                 raise ValueError("give user_id, history or text (at least one)")
+            if self.refine is not None and self.user_id is None and self.history is None:
+                raise ValueError("refine needs user_id or history (it refines that user's list)")
             if (self.rerank == "mmr" or self.explain) and self.k > s.max_k_costly:
                 raise ValueError(f"k: at most {s.max_k_costly} with rerank='mmr' or explain=true "
                                  f"(got {self.k}); ask for fewer items or drop the option")
@@ -566,12 +581,22 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             raise UnknownIdError(f"none of the {len(cands)} candidate items is known (e.g. {cands[0]!r}).")
         fetch = req.k * 3 if req.rerank == "mmr" else req.k
         ignored = [i for i in hist if not st.known_item(i)] if hist else []
-        if req.text is not None:
+        signals = None
+        refined = None
+        if (req.text is not None or req.refine is not None) and (req.user_id is not None or req.history is not None):
+            # a sentence and a user, or a follow-up: longrec.models.intent / refine (serve/intent.py)
+            from longrec.serve.intent import fused_recommend
+
+            pairs, signals, refined = fused_recommend(st, svc.encoder, user, hist, req.text, fetch, req.exclude_seen,
+                                                      cands, req.refine)
+            source_of = _source(st, default="fused" if req.text is not None else "model")
+        elif req.text is not None:
             if st.dim is None:
                 raise LongrecError("text queries need item texts: the model has no item table and no items were added.")
             q = svc.encoder.encode([req.text], show_progress=False)[0]
             pairs = st.text_search(q, fetch, exclude, cands)
             source_of = _source(st, default="text")
+            signals = ["text"]
         else:
             pairs = st.model_recommend(user, hist, fetch, req.exclude_seen, cands)
             # an unknown user whose history the model cannot use gets the popularity ranking
@@ -579,13 +604,22 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
                     and (user is None or st.model.vocab_.users.lookup([user])[0] < 0))
             pairs = merge_new_items(st, pairs, everything, exclude, cands, fetch)
             source_of = _source(st, default="popular-fallback" if cold else "model")
+            signals = ["popularity"] if cold else ["history"]
         if req.rerank == "mmr":
             pairs = _mmr(st, pairs, req.k)
         pairs = pairs[: req.k]
         out = {"items": rec_items(st, pairs, source_of, everything, req.explain), "user_id": req.user_id,
                "history_used": len(everything) - len(ignored), "model": st.model.name}
+        if req.pitch and req.text is not None and out["items"]:
+            from longrec.serve.intent import add_pitches
+
+            add_pitches(st, out["items"], req.text)
         if ignored:
             out["ignored_item_ids"] = [_jsonable(i) for i in ignored]
+        if signals:
+            out["signals"] = signals
+        if refined is not None:
+            out["refinement"] = refined
         return out
 
     if fast is not None:  # the common request's fast path calls this same handler (longrec.serve.fastpath)
