@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from longrec.errors import ConfigError
-from longrec.models.base import ModelConfig
+from longrec.models.config import ModelConfig
 
 HASH_DIM = 256
 

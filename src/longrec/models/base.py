@@ -27,32 +27,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from longrec.data.dataset import Dataset
 from longrec.data.vocab import Vocabulary
 from longrec.errors import ConfigError, LongrecError, ModelError
+from longrec.models.config import ModelConfig, make_config  # noqa: F401  (re-exported)
 from longrec.topk import topk
 
 RECS_COLUMNS = ["user_id", "item_id", "rank", "score"]
-
-
-class ModelConfig(BaseModel):
-    """Base of every model's typed configuration."""
-
-    # NaN/inf in a config is always a mistake (l2 = inf trains a model that recommends nothing):
-    # every float field of every model's config must be finite
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-    seed: int = 0
-
-
-def make_config(cls: type[ModelConfig], values: Mapping[str, Any] | None) -> ModelConfig:
-    try:
-        return cls(**dict(values or {}))
-    except ValidationError as e:
-        lines = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(config)'}: {err['msg']}" for err in e.errors())
-        fields = ", ".join(cls.model_fields)
-        raise ConfigError(f"invalid {cls.__name__}: {lines}. Valid fields: {fields}.") from None
 
 
 class HistoryBatch:
