@@ -83,6 +83,24 @@ def cold_fold(train, share: float = 0.15, min_ratings: int = 5, seed: int = 7) -
     return {"train": train.with_interactions(inter[~out]), "valid": None, "test": inter[out], "cold": cold}
 
 
+DRAWS = Path(__file__).resolve().parent / ".cold_draws"
+
+
+def write_draw(s: dict, fold: dict, out: Path) -> None:
+    """A draw and its train-only cold fold as CSV files, for runners outside longrec (bench/lightfm_cold.py):
+    train/valid/test.csv, cold_items.csv, fold_train.csv, fold_test.csv, fold_cold_items.csv, items.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    cols = ["user_id", "item_id"]
+    s["train"].interactions[cols].to_csv(out / "train.csv", index=False)
+    s["valid"].interactions[cols].to_csv(out / "valid.csv", index=False)
+    s["test"][cols].to_csv(out / "test.csv", index=False)
+    pd.DataFrame({"item_id": s["cold"]}).to_csv(out / "cold_items.csv", index=False)
+    fold["train"].interactions[cols].to_csv(out / "fold_train.csv", index=False)
+    fold["test"][cols].to_csv(out / "fold_test.csv", index=False)
+    pd.DataFrame({"item_id": fold["cold"]}).to_csv(out / "fold_cold_items.csv", index=False)
+    s["train"].items.to_csv(out / "items.csv", index=False)
+
+
 def run(model_name: str, cfg: dict, s: dict) -> dict:
     from longrec.metrics.ranking import evaluate
     from longrec.models import get_model_class
