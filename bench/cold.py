@@ -148,12 +148,113 @@ def select_tfidf(s: dict, grid: list[dict], log: list) -> dict:
 
 
 
+# ----------------------------------------------------------------------------- cold movies, five draws
+#: longrec candidates on the five ml-100k draws: (label, model, grid). Each grid is searched on the five
+#: draws' train-only cold folds (the config with the best mean fold NDCG@10 wins); the first entry of
+#: a grid is the model's defaults.
+MOVIE_CANDIDATES: list[tuple[str, str, list[dict]]] = [
+    ("content-tfidf", "content-tfidf", [{}, {"neighbours": 20}, {"neighbours": 50}]),
+    ("lm-linear-dp (text profile only)", "lm-linear-dp", [{}]),
+    ("lm-linear", "lm-linear", [{}, {"cold_metadata": 0.0, "cold_l2": 100.0}, {"cold_metadata": 0.0, "cold_l2": 10.0},
+                                {"cold_metadata": 1.0, "cold_l2": 100.0}, {"cold_metadata": 1.0, "cold_l2": 10.0},
+                                {"cold_metadata": 1.0, "cold_l2": 3.0}, {"cold_metadata": 0.5, "cold_l2": 10.0},
+                                {"cold_metadata": 2.0, "cold_l2": 10.0}]),
+]
+
+
+def movies_five(seeds: list[int], quick: bool, lightfm_json: Path) -> None:
+    """Cold movies over five P3 draws: longrec candidates (chosen on train-only cold folds) against
+    LightFM features-only (bench/lightfm_cold.py, run in its own environment on the same draws)."""
+    p = provenance()
+    full = movies_full()
+    draws = {}
+    for seed in seeds:
+        s = p3_draw(full, seed)
+        draws[seed] = (s, cold_fold(s["train"]))
+        write_draw(s, draws[seed][1], DRAWS / "ml-100k" / f"seed{seed}")
+    out: dict = {**p, "seeds": seeds, "rows": {}, "selection": {}, "chosen": {}}
+    out["rows"]["popularity oracle (test counts; a reference, not a model)"] = [
+        {"seed": seed, **oracle(draws[seed][0])} for seed in seeds]
+    for label, name, grid in MOVIE_CANDIDATES[:1] if quick else MOVIE_CANDIDATES:
+        log = []
+        for cfg in grid:
+            vals = [run(name, cfg, draws[seed][1])["NDCG@10"] for seed in seeds] if len(grid) > 1 else []
+            log.append({"config": cfg, "fold_NDCG@10": [round(v, 6) for v in vals]})
+            if vals:
+                print(f"  fold {name} {json.dumps(cfg)} {statistics.mean(vals):.4f}", flush=True)
+        best = max(log, key=lambda e: statistics.mean(e["fold_NDCG@10"]) if e["fold_NDCG@10"] else 0.0)
+        out["selection"][label] = log
+        out["chosen"][label] = best["config"]
+        tried = [("defaults", grid[0])] + ([("chosen on cold folds of train", best["config"])]
+                                           if best["config"] != grid[0] else [])
+        for how, cfg in tried:
+            row_label = f"{label} {how}" + (f" {json.dumps(cfg)}" if how != "defaults" else "")
+            out["rows"][row_label] = [{"seed": seed, **run(name, cfg, draws[seed][0])} for seed in seeds]
+            print(" ", row_label, round(statistics.mean(r["NDCG@10"] for r in out["rows"][row_label]), 4), flush=True)
+        (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
+    if lightfm_json.is_file():
+        lf = json.loads(lightfm_json.read_text())
+        out["lightfm"] = {k: lf[k] for k in ("command", "commit", "date", "model", "chosen",
+                                              "chosen_fold_NDCG@10", "fit_on_test_stage", "rows")}
+        out["rows"]["LightFM features-only (genres + year; WARP; bench/lightfm_cold.py)"] = lf["rows"]
+    (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
+    write_movies_md(out)
+
+
+def write_movies_md(out: dict) -> None:
+    seeds = out["seeds"]
+    lf_key = next((k for k in out["rows"] if k.startswith("LightFM")), None)
+    lf_mean = statistics.mean(r["NDCG@10"] for r in out["rows"][lf_key]) if lf_key else None
+    lines = ["# Cold movies: five P3 draws of ml-100k", "",
+             f"Command: `{out['command']}`; commit `{out['commit']}`"
+             + (" (with uncommitted changes)" if out.get("dirty") else "") + f"; date {out['date']}.", "",
+             "Draws: `longrec.data.splits.split_p3(ml-100k.inter, seed)` for seeds "
+             f"{', '.join(map(str, seeds))} (15% of the items with >= 5 ratings held out entirely; all their "
+             "rows are test; warm rows 90/10 train/valid per user). Test ranks the draw's cold items only, "
+             "history = train + valid. NDCG@10 as ../shared/metrics/METRICS.md; mean ± std over the draws.", "",
+             "Configurations are chosen on cold folds of *train* (per draw: 15% of the train items with >= 5 "
+             "rows lose all their rows, which become the fold's truth; `default_rng(7)`), by the mean fold "
+             "NDCG@10 over the five draws; the test items are never used to choose.", ""]
+    if lf_key:
+        lf = out["lightfm"]
+        lines += [f"LightFM: {lf['model']}; chosen on the same folds: `{json.dumps(lf['chosen'])}` (mean fold "
+                  f"NDCG@10 {lf['chosen_fold_NDCG@10']:.4f}); test fit on {lf['fit_on_test_stage']}. "
+                  f"Command `{lf['command']}`, commit `{lf['commit']}`, date {lf['date']}.", ""]
+    head = "| model | mean ± std | " + " | ".join(f"seed {s}" for s in seeds) + (" | × LightFM |" if lf_key else " |")
+    lines += [head, "|" + "---|" * (len(seeds) + 2 + (1 if lf_key else 0))]
+    for label, rs in out["rows"].items():
+        v = [r["NDCG@10"] for r in rs]
+        cells = [_fmt(v)] + [f"{x:.4f}" for x in v]
+        if lf_key:
+            cells.append(f"{statistics.mean(v) / lf_mean:.3f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Selection (mean NDCG@10 over the five train-only cold folds):", ""]
+    for label, log in out["selection"].items():
+        for e in log:
+            if e["fold_NDCG@10"]:
+                lines.append(f"- {label} `{json.dumps(e['config'])}`: {statistics.mean(e['fold_NDCG@10']):.4f}")
+    (RESULTS / "cold_movies_5draws.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--movies5", action="store_true", help="cold movies over five draws vs LightFM "
+                    "(-> bench/results/cold_movies_5draws.md/.json; writes the draws for bench/lightfm_cold.py)")
+    ap.add_argument("--write-draws", action="store_true", help="only write the ml-100k draws and folds as CSV")
+    ap.add_argument("--lightfm-json", type=Path, default=RESULTS / "lightfm_cold_ml-100k.json")
     ap.add_argument("--quick", action="store_true", help="skip lm-linear-dp")
     ap.add_argument("--datasets", nargs="*", default=["book-crossing", "ml-100k"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     a = ap.parse_args()
+    if a.write_draws:
+        full = movies_full()
+        for seed in a.seeds:
+            s = p3_draw(full, seed)
+            write_draw(s, cold_fold(s["train"]), DRAWS / "ml-100k" / f"seed{seed}")
+        return
+    if a.movies5:
+        movies_five(a.seeds, a.quick, a.lightfm_json)
+        return
     out: dict = {**provenance(), "results": {}}
     for ds in a.datasets:
         full = books_full() if ds == "book-crossing" else movies_full()

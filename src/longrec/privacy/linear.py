@@ -135,6 +135,20 @@ def sufficient_statistics(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: fl
     return P.T @ P, np.asarray((Xh.T @ P).T)
 
 
+def ridge_predict(Zw, Y: np.ndarray, Zc, l2: float) -> np.ndarray:
+    """Zc A with A = argmin ||Zw A - Y||² + l2 ||A||²: primal (features² system) when there are
+    fewer features than rows, else dual (Zc Zwᵀ (Zw Zwᵀ + l2 I)⁻¹ Y, rows² system). Zw, Zc: dense
+    or sparse feature rows; Y: (rows, outputs)."""
+    Zw, Zc = sp.csr_matrix(Zw, dtype=np.float64), sp.csr_matrix(Zc, dtype=np.float64)
+    if Zw.shape[1] <= Zw.shape[0]:
+        Zd = Zw.toarray()
+        A = np.linalg.solve(Zd.T @ Zd + l2 * np.eye(Zd.shape[1]), Zd.T @ Y)
+        return np.asarray(Zc @ A)
+    K = (Zw @ Zw.T).toarray()
+    alpha = np.linalg.solve(K + l2 * np.eye(K.shape[0]), Y)
+    return np.asarray((Zc @ Zw.T) @ alpha)
+
+
 class DPLinear(PrivacyGuarantee, Recommender):
     """Closed-form linear model over LM item embeddings with optional user-level DP
     (sufficient-statistics perturbation); see the module docstring."""
@@ -204,14 +218,7 @@ class DPLinear(PrivacyGuarantee, Recommender):
             M = tfidf_matrix(self.items_, self.vocab_.items.ids,
                              ContentTFIDFConfig(value_columns=cfg.cold_value_columns))
             Z = sp.hstack([Z, cfg.cold_metadata * M.astype(np.float64)]).tocsr()
-        Zw, Zc, Y = Z[warm], Z[~warm], W[:, warm].T
-        if Z.shape[1] <= Zw.shape[0]:
-            Zd = Zw.toarray()
-            A = np.linalg.solve(Zd.T @ Zd + cfg.cold_l2 * np.eye(Z.shape[1]), Zd.T @ Y)
-            return (Zc @ A).T
-        K = (Zw @ Zw.T).toarray()
-        alpha = np.linalg.solve(K + cfg.cold_l2 * np.eye(K.shape[0]), Y)
-        return ((Zc @ Zw.T) @ alpha).T
+        return ridge_predict(Z[warm], W[:, warm].T, Z[~warm], cfg.cold_l2).T
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
         """(caller user IDs, profiles φ: (n, dim + 1), or (n, dim + n_items + 1) with item_weight) —
