@@ -173,7 +173,7 @@ def test_cold_map_uses_the_item_table_metadata(split3):
 
     ds = Dataset(rows.reset_index(drop=True), items, tr.users, name="syn")
     cfg = {"encoder": "hash", "dim": 16, "item_text_columns": ["title"], "cold_l2": 1.0}
-    plain = LMLinear(cfg).fit(ds)
+    plain = LMLinear({**cfg, "cold_metadata": 0.0}).fit(ds)
     meta = LMLinear({**cfg, "cold_metadata": 1.0, "cold_value_columns": ["studio"]}).fit(ds)
     assert meta.fit_info_["cold_items_from_text"] == plain.fit_info_["cold_items_from_text"] >= 1
     c = meta.vocab_.items.lookup(np.array([studio[5]], dtype=object))[0]
@@ -182,3 +182,13 @@ def test_cold_map_uses_the_item_table_metadata(split3):
         s = m.score(users=fans[:5]).to_numpy()
         ranks[name] = float((s > s[:, [c]]).sum(1).mean())
     assert ranks["meta"] < ranks["plain"]
+
+
+def test_lm_linear_cold_defaults_use_the_metadata():
+    """lm-linear's cold-item map reads the item table's features by default (the setting chosen on
+    train-only cold folds); the private variant keeps the text-only map."""
+    from longrec.privacy.linear import DPLinearConfig, LMLinearConfig
+
+    c = LMLinearConfig()
+    assert c.cold_metadata == 1.0 and c.cold_l2 == 10.0
+    assert DPLinearConfig().cold_metadata == 0.0

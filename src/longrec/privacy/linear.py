@@ -244,7 +244,8 @@ class DPLinear(PrivacyGuarantee, Recommender):
 
 class LMLinearConfig(DPLinearConfig):
     """`lm-linear`: the text + history ridge model without differential privacy. Its defaults are
-    the best measured setting (ml-100k P1 valid); train with `--dp-epsilon` for the private variant."""
+    the best measured setting (ml-100k P1 valid; the cold-item map: train-only cold folds of five
+    ml-100k P3 draws); train with `--dp-epsilon` for the private variant."""
 
     dim: int = Field(256, ge=1, description="principal components of the item text embeddings kept")
     l2: float = Field(20.0, gt=0, description="ridge penalty λ")
@@ -253,6 +254,11 @@ class LMLinearConfig(DPLinearConfig):
     item_weight: float = Field(4.0, ge=0, description="a: weight of the user's own history as extra profile "
                                "coordinates (an item-item block fitted jointly with the text block; dense "
                                "n_items² memory); 0 = text profile only")
+    # cold items: chosen on train-only cold folds of five ml-100k P3 draws (bench/results/cold_movies_5draws.md)
+    cold_l2: float = Field(10.0, gt=0, description="ridge penalty of the features -> vector map for items "
+                           "without training interactions")
+    cold_metadata: float = Field(1.0, ge=0, description="weight of the item table's TF-IDF features beside the "
+                                 "text embedding in the cold-item map (0 = the text embedding only)")
 
     @model_validator(mode="after")
     def _no_dp_here(self):
