@@ -13,6 +13,16 @@ choice is made on seed 0's fold and reused for seeds 1-4.
 
     LONGREC_DATA_DIR=/work/shared/datasets python bench/cold.py            # -> bench/results/cold.md/.json
     python bench/cold.py --quick                                           # without lm-linear-dp
+
+Cold movies over five draws against LightFM features-only (run in its own environment, see
+bench/lightfm_cold.py; it reads the draws this script writes to bench/.cold_draws/):
+
+    python bench/cold.py --write-draws
+    bench/.venv-lightfm/bin/python bench/lightfm_cold.py     # -> bench/results/lightfm_cold_ml-100k.json
+    python bench/cold.py --movies5                           # -> bench/results/cold_movies_5draws.md/.json
+
+There every longrec candidate's configuration is chosen by its mean NDCG@10 over the five draws'
+train-only cold folds (MOVIE_CANDIDATES), then scored on each draw's test.
 """
 
 from __future__ import annotations
