@@ -202,13 +202,17 @@ def movies_five(seeds: list[int], quick: bool, lightfm_json: Path) -> None:
             out["rows"][row_label] = [{"seed": seed, **run(name, cfg, draws[seed][0])} for seed in seeds]
             print(" ", row_label, round(statistics.mean(r["NDCG@10"] for r in out["rows"][row_label]), 4), flush=True)
         (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
+    add_lightfm(out, lightfm_json)
+    (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
+    write_movies_md(out)
+
+
+def add_lightfm(out: dict, lightfm_json: Path) -> None:
     if lightfm_json.is_file():
         lf = json.loads(lightfm_json.read_text())
         out["lightfm"] = {k: lf[k] for k in ("command", "commit", "date", "model", "chosen",
                                               "chosen_fold_NDCG@10", "fit_on_test_stage", "rows")}
         out["rows"]["LightFM features-only (genres + year; WARP; bench/lightfm_cold.py)"] = lf["rows"]
-    (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
-    write_movies_md(out)
 
 
 def write_movies_md(out: dict) -> None:
@@ -238,6 +242,7 @@ def write_movies_md(out: dict) -> None:
         if lf_key:
             cells.append(f"{statistics.mean(v) / lf_mean:.3f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"Note: {n}" for n in out.get("notes", [])]
     lines += ["", "Selection (mean NDCG@10 over the five train-only cold folds):", ""]
     for label, log in out["selection"].items():
         for e in log:
@@ -250,6 +255,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--movies5", action="store_true", help="cold movies over five draws vs LightFM "
                     "(-> bench/results/cold_movies_5draws.md/.json; writes the draws for bench/lightfm_cold.py)")
+    ap.add_argument("--render", action="store_true", help="rewrite cold_movies_5draws.md from its JSON and "
+                    "the LightFM JSON (no fitting)")
     ap.add_argument("--write-draws", action="store_true", help="only write the ml-100k draws and folds as CSV")
     ap.add_argument("--lightfm-json", type=Path, default=RESULTS / "lightfm_cold_ml-100k.json")
     ap.add_argument("--quick", action="store_true", help="skip lm-linear-dp")
@@ -261,6 +268,12 @@ def main() -> None:
         for seed in a.seeds:
             s = p3_draw(full, seed)
             write_draw(s, cold_fold(s["train"]), DRAWS / "ml-100k" / f"seed{seed}")
+        return
+    if a.render:  # the Markdown again from the JSON (e.g. after bench/lightfm_cold.py finished later)
+        out = json.loads((RESULTS / "cold_movies_5draws.json").read_text())
+        add_lightfm(out, a.lightfm_json)
+        (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
+        write_movies_md(out)
         return
     if a.movies5:
         movies_five(a.seeds, a.quick, a.lightfm_json)
