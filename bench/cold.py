@@ -257,6 +257,7 @@ def main() -> None:
                     "(-> bench/results/cold_movies_5draws.md/.json; writes the draws for bench/lightfm_cold.py)")
     ap.add_argument("--render", action="store_true", help="rewrite cold_movies_5draws.md from its JSON and "
                     "the LightFM JSON (no fitting)")
+    ap.add_argument("--note", action="append", default=[], help="with --render: a note line to add")
     ap.add_argument("--write-draws", action="store_true", help="only write the ml-100k draws and folds as CSV")
     ap.add_argument("--lightfm-json", type=Path, default=RESULTS / "lightfm_cold_ml-100k.json")
     ap.add_argument("--quick", action="store_true", help="skip lm-linear-dp")
@@ -272,6 +273,7 @@ def main() -> None:
     if a.render:  # the Markdown again from the JSON (e.g. after bench/lightfm_cold.py finished later)
         out = json.loads((RESULTS / "cold_movies_5draws.json").read_text())
         add_lightfm(out, a.lightfm_json)
+        out["notes"] = list(dict.fromkeys(out.get("notes", []) + a.note))
         (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
         write_movies_md(out)
         return
