@@ -242,7 +242,8 @@ def write_movies_md(out: dict) -> None:
         if lf_key:
             cells.append(f"{statistics.mean(v) / lf_mean:.3f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += [""] + [f"Note: {n}" for n in out.get("notes", [])]
+    for n in out.get("notes", []):
+        lines += [f"Note: {n}", ""]
     lines += ["", "Selection (mean NDCG@10 over the five train-only cold folds):", ""]
     for label, log in out["selection"].items():
         for e in log:
@@ -273,7 +274,8 @@ def main() -> None:
     if a.render:  # the Markdown again from the JSON (e.g. after bench/lightfm_cold.py finished later)
         out = json.loads((RESULTS / "cold_movies_5draws.json").read_text())
         add_lightfm(out, a.lightfm_json)
-        out["notes"] = list(dict.fromkeys(out.get("notes", []) + a.note))
+        if a.note:
+            out["notes"] = a.note
         (RESULTS / "cold_movies_5draws.json").write_text(json.dumps(out, indent=2, default=str))
         write_movies_md(out)
         return
