@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from longrec.models._training import Budget, module_checkpoints, train_with_early_stopping
+from longrec.models._training import module_checkpoints, train_with_early_stopping
 from longrec.models.base import HistoryBatch, ModelConfig, Recommender
 from longrec.models._windows import last_items
 
@@ -195,6 +195,8 @@ class LMTwoTower(Recommender):
         q = np.power(self.popularity_[warm] + 1.0, 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
         opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        from longrec.models._training import Budget
+
         budget = Budget(cfg.max_seconds)
 
         def run_epoch(epoch: int) -> None:
