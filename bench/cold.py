@@ -172,9 +172,16 @@ MOVIE_CANDIDATES: list[tuple[str, str, list[dict]]] = [
 ]
 
 
-def movies_five(seeds: list[int], quick: bool, lightfm_json: Path) -> None:
+#: run only with --only LABEL (added to an existing cold_movies_5draws.json): slower models
+EXTRA_MOVIE_CANDIDATES: list[tuple[str, str, list[dict]]] = [
+    ("lm-twotower", "lm-twotower", [{"num_threads": 1}]),
+]
+
+
+def movies_five(seeds: list[int], quick: bool, lightfm_json: Path, only: list[str] | None = None) -> None:
     """Cold movies over five P3 draws: longrec candidates (chosen on train-only cold folds) against
-    LightFM features-only (bench/lightfm_cold.py, run in its own environment on the same draws)."""
+    LightFM features-only (bench/lightfm_cold.py, run in its own environment on the same draws).
+    `only`: run just these candidate labels and add their rows to the existing JSON."""
     p = provenance()
     full = movies_full()
     draws = {}
@@ -182,10 +189,17 @@ def movies_five(seeds: list[int], quick: bool, lightfm_json: Path) -> None:
         s = p3_draw(full, seed)
         draws[seed] = (s, cold_fold(s["train"]))
         write_draw(s, draws[seed][1], DRAWS / "ml-100k" / f"seed{seed}")
-    out: dict = {**p, "seeds": seeds, "rows": {}, "selection": {}, "chosen": {}}
-    out["rows"]["popularity oracle (test counts; a reference, not a model)"] = [
-        {"seed": seed, **oracle(draws[seed][0])} for seed in seeds]
-    for label, name, grid in MOVIE_CANDIDATES[:1] if quick else MOVIE_CANDIDATES:
+    if only:
+        out = json.loads((RESULTS / "cold_movies_5draws.json").read_text())
+        assert out["seeds"] == seeds, "--only adds rows for the seeds of the existing run"
+        cands = [c for c in MOVIE_CANDIDATES + EXTRA_MOVIE_CANDIDATES if c[0] in only]
+        out.setdefault("added", []).append({"labels": only, **p})
+    else:
+        out = {**p, "seeds": seeds, "rows": {}, "selection": {}, "chosen": {}}
+        out["rows"]["popularity oracle (test counts; a reference, not a model)"] = [
+            {"seed": seed, **oracle(draws[seed][0])} for seed in seeds]
+        cands = MOVIE_CANDIDATES[:1] if quick else MOVIE_CANDIDATES
+    for label, name, grid in cands:
         log = []
         for cfg in grid:
             vals = [run(name, cfg, draws[seed][1])["NDCG@10"] for seed in seeds] if len(grid) > 1 else []
@@ -242,6 +256,9 @@ def write_movies_md(out: dict) -> None:
         if lf_key:
             cells.append(f"{statistics.mean(v) / lf_mean:.3f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for add in out.get("added", []):
+        lines += [f"Rows {', '.join(add['labels'])} added by `{add['command']}`; commit `{add['commit']}`; "
+                  f"date {add['date']}.", ""]
     for n in out.get("notes", []):
         lines += [f"Note: {n}", ""]
     lines += ["", "Selection (mean NDCG@10 over the five train-only cold folds):", ""]
@@ -256,6 +273,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--movies5", action="store_true", help="cold movies over five draws vs LightFM "
                     "(-> bench/results/cold_movies_5draws.md/.json; writes the draws for bench/lightfm_cold.py)")
+    ap.add_argument("--only", nargs="*", help="with --movies5: only these candidate labels, added to the "
+                    "existing JSON (e.g. --only lm-twotower)")
     ap.add_argument("--render", action="store_true", help="rewrite cold_movies_5draws.md from its JSON and "
                     "the LightFM JSON (no fitting)")
     ap.add_argument("--note", action="append", default=[], help="with --render: a note line to add")
@@ -280,7 +299,7 @@ def main() -> None:
         write_movies_md(out)
         return
     if a.movies5:
-        movies_five(a.seeds, a.quick, a.lightfm_json)
+        movies_five(a.seeds, a.quick, a.lightfm_json, a.only)
         return
     out: dict = {**provenance(), "results": {}}
     for ds in a.datasets:
