@@ -256,6 +256,7 @@ def write_movies_md(out: dict) -> None:
         if lf_key:
             cells.append(f"{statistics.mean(v) / lf_mean:.3f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
     for add in out.get("added", []):
         lines += [f"Rows {', '.join(add['labels'])} added by `{add['command']}`; commit `{add['commit']}`; "
                   f"date {add['date']}.", ""]
