@@ -140,3 +140,55 @@ def test_item_weight_adds_an_item_item_block_fitted_with_the_text(split3, tmp_pa
     assert p["l2_sensitivity"] == pytest.approx(math.sqrt(5 ** 4 + 5 ** 2))
     with pytest.raises(ConfigError, match="item_weight"):
         DPLinear({**FAST, "item_weight": 1.0, "max_items": 5}).fit(tr)
+
+
+def test_ridge_predict_primal_and_dual_agree():
+    from longrec.privacy.linear import ridge_predict
+
+    rng = np.random.default_rng(0)
+    for n, d in ((40, 6), (6, 40)):  # tall: primal; wide: dual
+        Zw, Zc, Y = rng.normal(size=(n, d)), rng.normal(size=(5, d)), rng.normal(size=(n, 3))
+        A = np.linalg.solve(Zw.T @ Zw + 2.0 * np.eye(d), Zw.T @ Y)
+        np.testing.assert_allclose(ridge_predict(Zw, Y, Zc, 2.0), Zc @ A, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(ridge_predict(sp.csr_matrix(Zw), Y, sp.csr_matrix(Zc), 2.0), Zc @ A,
+                                   rtol=1e-8, atol=1e-10)
+
+
+def test_cold_map_uses_the_item_table_metadata(split3):
+    """With cold_metadata, a cold item's vector is also predicted from the item table's own
+    features (TF-IDF of its columns): a cold item sharing a rare attribute value with warm items
+    that some users love scores high for those users, though its text embedding says nothing."""
+    from longrec.privacy.linear import LMLinear
+
+    tr = split3["train"]
+    inter, items = tr.interactions, tr.items.copy()
+    ids = sorted(inter["item_id"].unique())
+    fans = sorted(inter["user_id"].unique())[:20]
+    studio = ids[:6]  # 5 warm items + 1 cold one share the attribute "studio = acme"
+    items["studio"] = np.where(items["item_id"].isin(studio), "acme", "other")
+    extra = pd.DataFrame([(u, i, 0) for u in fans for i in studio[:5]], columns=["user_id", "item_id", "timestamp"])
+    rows = pd.concat([inter, extra], ignore_index=True).drop_duplicates(["user_id", "item_id"])
+    rows = rows[rows["item_id"] != studio[5]]
+    from longrec.data.dataset import Dataset
+
+    ds = Dataset(rows.reset_index(drop=True), items, tr.users, name="syn")
+    cfg = {"encoder": "hash", "dim": 16, "item_text_columns": ["title"], "cold_l2": 1.0}
+    plain = LMLinear({**cfg, "cold_metadata": 0.0}).fit(ds)
+    meta = LMLinear({**cfg, "cold_metadata": 1.0, "cold_value_columns": ["studio"]}).fit(ds)
+    assert meta.fit_info_["cold_items_from_text"] == plain.fit_info_["cold_items_from_text"] >= 1
+    c = meta.vocab_.items.lookup(np.array([studio[5]], dtype=object))[0]
+    ranks = {}
+    for name, m in (("plain", plain), ("meta", meta)):
+        s = m.score(users=fans[:5]).to_numpy()
+        ranks[name] = float((s > s[:, [c]]).sum(1).mean())
+    assert ranks["meta"] < ranks["plain"]
+
+
+def test_lm_linear_cold_defaults_use_the_metadata():
+    """lm-linear's cold-item map reads the item table's features by default (the setting chosen on
+    train-only cold folds); the private variant keeps the text-only map."""
+    from longrec.privacy.linear import DPLinearConfig, LMLinearConfig
+
+    c = LMLinearConfig()
+    assert c.cold_metadata == 1.0 and c.cold_l2 == 10.0
+    assert DPLinearConfig().cold_metadata == 0.0

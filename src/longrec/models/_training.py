@@ -7,11 +7,24 @@ import time
 from typing import Any, Callable
 
 
+class Budget:
+    """The wall-clock cap (`max_seconds`) of one fit, started when it is made. The epoch loop
+    checks it after each epoch; a batch loop checks `spent()` between batches to stop inside an
+    epoch (then the partial epoch is scored and the best state so far is kept as usual)."""
+
+    def __init__(self, max_seconds: float | None):
+        self.max_seconds = max_seconds
+        self.t0 = time.perf_counter()
+
+    def spent(self) -> bool:
+        return self.max_seconds is not None and time.perf_counter() - self.t0 > self.max_seconds
+
+
 def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[[], float] | None,
                               snapshot: Callable[[], Any], restore: Callable[[Any], None], *,
                               epochs: int, eval_every: int = 1, patience: int = 10,
                               max_seconds: float | None = None, progress: str | None = None,
-                              agree: Callable[[bool], bool] | None = None) -> dict:
+                              agree: Callable[[bool], bool] | None = None, budget: Budget | None = None) -> dict:
     """Run `run_epoch(epoch)` up to `epochs` times. Every `eval_every` epochs (and after the last
     one, or when `max_seconds` has passed) `score()` is taken; `snapshot()` keeps the best state
     and training stops after `patience` checks without improvement. The best state is put back
@@ -20,9 +33,13 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
     valid_curve [(epoch, score, seconds)].
 
     agree: data-parallel workers must stop together; `agree(out_of_time)` returns the first
-    worker's value to every worker (score() must likewise return the same value everywhere)."""
+    worker's value to every worker (score() must likewise return the same value everywhere).
+
+    budget: the fit's `Budget` when `run_epoch` also checks it between batches (it then replaces
+    `max_seconds`), so a fit stops at the cap even inside a long epoch."""
     best, best_state, bad, curve = -1.0, None, 0, []
-    t0 = time.perf_counter()
+    budget = budget or Budget(max_seconds)
+    t0 = budget.t0
     it = range(epochs)
     if progress:
         from rich.progress import track
@@ -30,7 +47,7 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
     for epoch in it:
         run_epoch(epoch)
         last = epoch + 1 == epochs
-        out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        out_of_time = budget.spent()
         if agree is not None:
             out_of_time = agree(out_of_time)
         if score is not None and ((epoch + 1) % eval_every == 0 or last or out_of_time):

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from longrec.models._training import module_checkpoints, train_with_early_stopping
+from longrec.models._training import Budget, module_checkpoints, train_with_early_stopping
 from longrec.models._windows import last_items
 from longrec.models._lm_items import ItemTextConfig
 from longrec.models.base import HistoryBatch, Recommender
@@ -196,10 +196,14 @@ class LMSeq(Recommender):
         q = np.power(self.popularity_[warm], 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
 
+        budget = Budget(cfg.max_seconds)
+
         def run_epoch(epoch: int) -> None:
             self.net_.train()
             perm = torch.from_numpy(rng.permutation(len(wins)))  # the same order on every worker
             for s in range(0, len(perm), cfg.batch_size):
+                if comm is None and budget.spent():  # max_seconds inside an epoch (workers stop together
+                    break                            # at epoch ends only: they must agree)
                 w = wins[perm[s:s + cfg.batch_size][rank::world]]  # this worker's share of the batch
                 keep = None
                 if cfg.id_dropout > 0 and self.net_.use_id and self.net_.use_text:
@@ -237,7 +241,7 @@ class LMSeq(Recommender):
             run_epoch, score if has_valid else None, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
             progress="lm-seq epochs" if cfg.progress and rank == 0 else None,
-            agree=None if comm is None else comm.agree)
+            agree=None if comm is None else comm.agree, budget=budget)
 
     def _finish(self) -> None:
         """Inference mode; the ID part of items without training interactions is zeroed so

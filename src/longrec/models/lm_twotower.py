@@ -145,10 +145,16 @@ class LMTwoTower(Recommender):
         q = np.power(self.popularity_[warm] + 1.0, 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
         opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        from longrec.models._training import Budget
+
+        budget = Budget(cfg.max_seconds)
+
         def run_epoch(epoch: int) -> None:
             self.net_.train()
             perm = rng.permutation(len(pu))
             for s in range(0, len(perm), cfg.batch_size):
+                if budget.spent():  # max_seconds holds inside an epoch too
+                    break
                 b = perm[s:s + cfg.batch_size]
                 u, slot = torch.from_numpy(pu[b]), torch.from_numpy(ps[b])
                 keep = (torch.rand(n_items) >= cfg.id_dropout).float()
@@ -189,7 +195,7 @@ class LMTwoTower(Recommender):
         info = train_with_early_stopping(
             run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
-            progress="lm-twotower epochs" if cfg.progress else None)
+            progress="lm-twotower epochs" if cfg.progress else None, budget=budget)
         self.fit_info_.update(info)
         self._finish()
 

@@ -66,6 +66,12 @@ class DPLinearConfig(ItemTextConfig):
                              "a vector predicted from their text (a ridge map fitted on the other items' W; "
                              "needs bias > 0, whose row of S2 tells which items had interactions)")
     cold_l2: float = Field(100.0, gt=0, description="ridge penalty of that text -> vector map")
+    cold_metadata: float = Field(0.0, ge=0, description="weight of the item table's own features beside the "
+                                 "text embedding in that map: content-tfidf's TF-IDF rows (every word of "
+                                 "every text column: genres, year, author, ...; plus `cold_value_columns` "
+                                 "as whole values). 0 = the text embedding only")
+    cold_value_columns: list[str] = Field(default_factory=list, description="item columns whose whole value "
+                                          "is one more metadata feature (e.g. ['author']: 'same author')")
     item_weight: float = Field(0.0, ge=0, description="a: weight of the user's own history x̂_u as extra profile "
                                "coordinates (an item-item block in W, fitted jointly with the text block; "
                                "dense n_items² memory). 0 = text profile only (the default here; lm-linear "
@@ -126,6 +132,20 @@ def sufficient_statistics(X: sp.csr_matrix, T: np.ndarray, clip: float, bias: fl
     return P.T @ P, np.asarray((Xh.T @ P).T)
 
 
+def ridge_predict(Zw, Y: np.ndarray, Zc, l2: float) -> np.ndarray:
+    """Zc A with A = argmin ||Zw A - Y||² + l2 ||A||²: primal (features² system) when there are
+    fewer features than rows, else dual (Zc Zwᵀ (Zw Zwᵀ + l2 I)⁻¹ Y, rows² system). Zw, Zc: dense
+    or sparse feature rows; Y: (rows, outputs)."""
+    Zw, Zc = sp.csr_matrix(Zw, dtype=np.float64), sp.csr_matrix(Zc, dtype=np.float64)
+    if Zw.shape[1] <= Zw.shape[0]:
+        Zd = Zw.toarray()
+        A = np.linalg.solve(Zd.T @ Zd + l2 * np.eye(Zd.shape[1]), Zd.T @ Y)
+        return np.asarray(Zc @ A)
+    K = (Zw @ Zw.T).toarray()
+    alpha = np.linalg.solve(K + l2 * np.eye(K.shape[0]), Y)
+    return np.asarray((Zc @ Zw.T) @ alpha)
+
+
 class DPLinear(PrivacyGuarantee, Recommender):
     """Closed-form linear model over LM item embeddings with optional user-level DP
     (sufficient-statistics perturbation); see the module docstring."""
@@ -175,14 +195,26 @@ class DPLinear(PrivacyGuarantee, Recommender):
         if cfg.cold_items and cfg.dp_epsilon is None:
             warm = S2[-1] > 1e-12   # S2's β row: Σ_u φ_u[-1] x̂_u > 0 iff someone interacted
             if cfg.bias > 0 and warm.any() and not warm.all():
-                tw = text[warm]
-                A = np.linalg.solve(tw.T @ tw + cfg.cold_l2 * np.eye(text.shape[1]), tw.T @ W[:, warm].T)
-                W[:, ~warm] = (text[~warm] @ A).T
+                W[:, ~warm] = self._cold_map(text, W, warm)
                 self.fit_info_["cold_items_from_text"] = int((~warm).sum())
         self.W_ = W.astype(np.float32)
         if valid is not None and len(valid):
             from longrec.models.validation import valid_ndcg
             self.fit_info_["valid_ndcg@10"] = round(valid_ndcg(self, valid), 6)
+
+    def _cold_map(self, text: np.ndarray, W: np.ndarray, warm: np.ndarray) -> np.ndarray:
+        """W's columns for the items without interactions (~warm): a ridge regression of the warm
+        items' columns on their features, the text embedding [and the weighted metadata TF-IDF],
+        solved in the smaller of the primal (features) and the dual (warm items) forms."""
+        cfg = self.config
+        Z = sp.csr_matrix(text)
+        if cfg.cold_metadata > 0 and self.items_ is not None:
+            from longrec.models.content_tfidf import ContentTFIDFConfig, tfidf_matrix
+
+            M = tfidf_matrix(self.items_, self.vocab_.items.ids,
+                             ContentTFIDFConfig(value_columns=cfg.cold_value_columns))
+            Z = sp.hstack([Z, cfg.cold_metadata * M.astype(np.float64)]).tocsr()
+        return ridge_predict(Z[warm], W[:, warm].T, Z[~warm], cfg.cold_l2).T
 
     def user_embeddings(self, users=None, histories=None) -> tuple[np.ndarray, np.ndarray]:
         """(caller user IDs, profiles φ: (n, dim + 1), or (n, dim + n_items + 1) with item_weight) —
@@ -208,7 +240,8 @@ class DPLinear(PrivacyGuarantee, Recommender):
 
 class LMLinearConfig(DPLinearConfig):
     """`lm-linear`: the text + history ridge model without differential privacy. Its defaults are
-    the best measured setting (ml-100k P1 valid); train with `--dp-epsilon` for the private variant."""
+    the best measured setting (ml-100k P1 valid; the cold-item map: train-only cold folds of five
+    ml-100k P3 draws); train with `--dp-epsilon` for the private variant."""
 
     dim: int = Field(256, ge=1, description="principal components of the item text embeddings kept")
     l2: float = Field(20.0, gt=0, description="ridge penalty λ")
@@ -217,6 +250,11 @@ class LMLinearConfig(DPLinearConfig):
     item_weight: float = Field(4.0, ge=0, description="a: weight of the user's own history as extra profile "
                                "coordinates (an item-item block fitted jointly with the text block; dense "
                                "n_items² memory); 0 = text profile only")
+    # cold items: chosen on train-only cold folds of five ml-100k P3 draws (bench/results/cold_movies_5draws.md)
+    cold_l2: float = Field(10.0, gt=0, description="ridge penalty of the features -> vector map for items "
+                           "without training interactions")
+    cold_metadata: float = Field(1.0, ge=0, description="weight of the item table's TF-IDF features beside the "
+                                 "text embedding in the cold-item map (0 = the text embedding only)")
 
     @model_validator(mode="after")
     def _no_dp_here(self):
