@@ -45,3 +45,35 @@ def test_lm_twotower_honours_max_seconds_within_the_first_epoch(synthetic):
     assert m.fit_info_["best_epoch"] == 1 and m.fit_info_["train_seconds"] < 5.0
     s = m.score(users=train.interactions["user_id"].unique()[:3]).to_numpy()
     assert np.isfinite(s).all()
+
+
+def test_fit_estimate_caps_by_budget():
+    from longrec.models._training import fit_estimate
+
+    assert fit_estimate(2.0, 50, None) == 100.0
+    assert fit_estimate(2.0, 50, 30.0) == 32.0      # the epoch that runs past the cap counts
+    assert fit_estimate(2.0, 5, 600.0) == 10.0
+
+
+def test_estimate_line_after_the_first_epoch(monkeypatch):
+    """A fit whose epochs may add up to over 30 s says so once, after its first epoch; a short one says nothing."""
+    import time as _time
+
+    from longrec.models import _progress, _training
+
+    said = []
+    monkeypatch.setattr(_progress, "report", lambda enabled, msg: said.append((enabled, msg)))
+    _training._say_estimate("lm-seq", 2.0, 50, 600.0, True)
+    assert said == [(True, "lm-seq: the first epoch took 2.0 s; the fit takes at most ~1.7 min "
+                           "(50 epochs, capped by max_seconds = 600; early stopping may end it sooner)")]
+    said.clear()
+    _training._say_estimate("lm-seq", 0.5, 50, None, True)   # 25 s: no line
+    assert said == []
+
+    calls = []
+    monkeypatch.setattr(_training, "_say_estimate", lambda *a: calls.append(a))
+    _training.train_with_early_stopping(lambda e: _time.sleep(0.01), None, lambda: None, lambda s: None,
+                                        epochs=3, max_seconds=60.0, progress=None, estimate="lm-twotower")
+    assert len(calls) == 1
+    name, epoch_s, epochs, cap, progress = calls[0]
+    assert (name, epochs, cap, progress) == ("lm-twotower", 3, 60.0, False) and 0.005 < epoch_s < 5

@@ -24,7 +24,8 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
                               snapshot: Callable[[], Any], restore: Callable[[Any], None], *,
                               epochs: int, eval_every: int = 1, patience: int = 10,
                               max_seconds: float | None = None, progress: str | None = None,
-                              agree: Callable[[bool], bool] | None = None, budget: Budget | None = None) -> dict:
+                              agree: Callable[[bool], bool] | None = None, budget: Budget | None = None,
+                              estimate: str | None = None) -> dict:
     """Run `run_epoch(epoch)` up to `epochs` times. Every `eval_every` epochs (and after the last
     one, or when `max_seconds` has passed) `score()` is taken; `snapshot()` keeps the best state
     and training stops after `patience` checks without improvement. The best state is put back
@@ -36,7 +37,11 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
     worker's value to every worker (score() must likewise return the same value everywhere).
 
     budget: the fit's `Budget` when `run_epoch` also checks it between batches (it then replaces
-    `max_seconds`), so a fit stops at the cap even inside a long epoch."""
+    `max_seconds`), so a fit stops at the cap even inside a long epoch.
+
+    estimate: a model name; after the first epoch, when the whole fit may take over 30 s, one
+    line on stderr (when progress is on or stderr is a terminal) says how long an epoch took and
+    the most the fit can take (epochs x that, capped by max_seconds; early stopping may end it sooner)."""
     best, best_state, bad, curve = -1.0, None, 0, []
     budget = budget or Budget(max_seconds)
     t0 = budget.t0
@@ -45,7 +50,10 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
         from rich.progress import track
         it = track(it, description=progress)
     for epoch in it:
+        e0 = time.perf_counter()
         run_epoch(epoch)
+        if epoch == 0 and estimate is not None:
+            _say_estimate(estimate, time.perf_counter() - e0, epochs, budget.max_seconds, bool(progress))
         last = epoch + 1 == epochs
         out_of_time = budget.spent()
         if agree is not None:
@@ -69,6 +77,27 @@ def train_with_early_stopping(run_epoch: Callable[[int], None], score: Callable[
                 "valid_curve": curve}
     info["train_seconds"] = round(time.perf_counter() - t0, 1)
     return info
+
+
+def fit_estimate(epoch_seconds: float, epochs: int, max_seconds: float | None) -> float:
+    """The most a fit of `epochs` epochs can take when one takes `epoch_seconds` (capped by
+    `max_seconds`, plus the epoch that runs past it)."""
+    total = epoch_seconds * epochs
+    if max_seconds is not None:
+        total = min(total, max_seconds + epoch_seconds)
+    return total
+
+
+def _say_estimate(name: str, epoch_seconds: float, epochs: int, max_seconds: float | None,
+                  progress: bool) -> None:
+    from longrec.models._progress import progress_enabled, report
+
+    total = fit_estimate(epoch_seconds, epochs, max_seconds)
+    if epochs > 1 and total > 30:
+        cap = f", capped by max_seconds = {max_seconds:g}" if max_seconds is not None else ""
+        report(progress or progress_enabled(None),
+               f"{name}: the first epoch took {epoch_seconds:.1f} s; the fit takes at most ~{total / 60:.1f} min "
+               f"({epochs} epochs{cap}; early stopping may end it sooner)")
 
 
 def module_checkpoints(net) -> tuple[Callable[[], Any], Callable[[Any], None]]:

@@ -241,6 +241,7 @@ class LMSeq(Recommender):
             run_epoch, score if has_valid else None, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
             progress="lm-seq epochs" if cfg.progress and rank == 0 else None,
+            estimate="lm-seq" if rank == 0 else None,
             agree=None if comm is None else comm.agree, budget=budget)
 
     def _finish(self) -> None:

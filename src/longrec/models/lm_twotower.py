@@ -195,7 +195,8 @@ class LMTwoTower(Recommender):
         info = train_with_early_stopping(
             run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
-            progress="lm-twotower epochs" if cfg.progress else None, budget=budget)
+            progress="lm-twotower epochs" if cfg.progress else None, budget=budget,
+            estimate="lm-twotower")
         self.fit_info_.update(info)
         self._finish()
 
