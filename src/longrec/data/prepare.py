@@ -592,16 +592,22 @@ def _write(out: Path, parts: dict, item_df, user_df, meta: dict, card: DataCard)
             user_df.to_csv(tmp / "users.csv", index=False)
         (tmp / "dataset.toml").write_text(tomli_w.dumps(_tomlable(meta)), encoding="utf-8")
         (tmp / "DATA_CARD.md").write_text(card.to_markdown(), encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Put the finished folder `tmp` at `out` (a sibling path), replacing an older `out` only once
+    the new one is complete: a reader never sees a half-written dataset folder."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _tomlable(v):

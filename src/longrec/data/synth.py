@@ -30,7 +30,6 @@ $LONGREC_DATA_DIR) and a prepared folder (`--data DIR` on train / recommend / ev
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from longrec.data.prepare import replace_dir
 from longrec.errors import ConfigError
 
 MARKER = "longrec synth"
@@ -262,13 +262,7 @@ def synthesize(out, users: int, items: int, interactions: int, seed: int = 0, ov
                 "seed": cfg.seed, "synth": asdict(cfg), "counts": summary}
         (tmp / "dataset.toml").write_text(tomli_w.dumps(meta), encoding="utf-8")
         (tmp / "DATA_CARD.md").write_text(_card(cfg, summary), encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
