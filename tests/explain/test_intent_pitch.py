@@ -3,23 +3,13 @@ a generator's line is shown only when it passes the grounding check (template ot
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from longrec.explain.intent import intent_pitches
-from longrec.lm.generators import Generator, GeneratorSettings
+from test_explain import FixedGenerator  # a stand-in LLM with a fixed answer (tests/explain)
 
 
-class FixedGenerator(Generator):
-    def __init__(self, text: str):
-        super().__init__(GeneratorSettings(backend="openai"))
-        self.text = text
-        self.prompts: list[str] = []
-
-    def _generate(self, prompt, max_tokens, stop):
-        self.prompts.append(prompt)
-        return self.text
 
 
 @pytest.fixture(scope="module")
