@@ -6,6 +6,9 @@ process, so its peak RSS is its own.
     LONGREC_DATA_DIR=../shared/datasets python bench/scale.py --model lm-seq
     LONGREC_DATA_DIR=../shared/datasets python bench/scale.py --model lm-twotower
     python bench/scale.py report            # -> bench/results/scale_ml-1m.json + .md
+    LONGREC_DATA_DIR=../shared/datasets python bench/scale.py budget --budget 3600
+        # lm-seq beside RecTools' SASRec (bench/sasrec_budget.py, its own venv), the same wall-clock
+        # budget each, run side by side, one core each -> bench/results/scale_budget_ml-1m.{json,md}
 
 Prints one JSON line per run and appends it to bench/results/scale_runs.jsonl.
 """
@@ -17,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -59,8 +63,9 @@ def run(model: str, dataset: str, seed: int, cap_s: float, extra: dict) -> dict:
             "valid_ndcg@10": info.get("valid_ndcg@10"), "best_epoch": info.get("best_epoch"),
             "epochs_run": epochs_run, "capped": info.get("train_seconds", 0) >= cap_s,
             "load_s": round(load_s, 1), "fit_s": round(fit_s, 1), "text_s": info.get("text_seconds"),
-            "recommend_s": round(rec_s, 1),
+            "recommend_s": round(rec_s, 1), "train_seconds": info.get("train_seconds"),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "cpu_s": round(time.process_time(), 1), "epochs_run_total": (info.get("valid_curve") or [[0]])[-1][0],
             "valid_curve": info.get("valid_curve"), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_avg_1m": os.getloadavg()[0], "cpus": os.cpu_count(), "platform": platform.platform()}
 
@@ -80,18 +85,117 @@ def report() -> None:
     print("\n".join(lines))
 
 
+#: the budget comparison: lm-seq's ml-1m config with validation every 2 epochs (as SASRec's side)
+#: and no epoch cap; early stopping after 5 checks without improvement
+BUDGET_LMSEQ = {**CONFIGS["lm-seq"], "eval_every": 2, "patience": 5, "epochs": 10_000}
+SASREC_PY = Path(__file__).resolve().parent / ".venv-rectools" / "bin" / "python"
+
+
+def best_so_far(curve: list, minutes: list[int]) -> dict:
+    """Best valid NDCG@10 reached by each wall-clock mark (None before the first check)."""
+    out = {}
+    for m in minutes:
+        seen = [c[1] for c in curve if c[2] <= m * 60]
+        out[m] = max(seen) if seen else None
+    return out
+
+
+def budget(dataset: str, budget_s: float, seed: int, workdir: Path) -> None:
+    """Run lm-seq and RecTools' SASRec side by side (core 0: SASRec, core 1: lm-seq, one torch
+    thread each) under the same wall-clock budget, then score both with longrec's evaluator."""
+    import subprocess
+
+    import pandas as pd
+
+    from longrec.data.registry import load_split
+    from longrec.metrics.ranking import evaluate
+
+    if not SASREC_PY.exists():
+        raise SystemExit(f"{SASREC_PY} is missing: create it as bench/sasrec_budget.py's docstring says")
+    workdir.mkdir(parents=True, exist_ok=True)
+    s = load_split(dataset, "p2", download=False)
+    for part in ("train", "valid", "test"):
+        s[part].interactions[["user_id", "item_id", "timestamp"]].to_csv(workdir / f"{part}.csv", index=False)
+    here = Path(__file__).resolve().parent
+    sas_cmd = ["taskset", "-c", "0", str(SASREC_PY), str(here / "sasrec_budget.py"), "--split", str(workdir),
+               "--out", str(workdir / "sasrec"), "--budget", str(budget_s), "--threads", "1", "--seed", str(seed)]
+    # lm-seq's cap is on its training loop; leave room for loading and the item-text encoding
+    seq_cfg = {**BUDGET_LMSEQ, "num_threads": 1}
+    seq_cmd = ["taskset", "-c", "1", sys.executable, str(Path(__file__).resolve()), "run", "--model", "lm-seq",
+               "--dataset", dataset, "--seed", str(seed), "--cap-seconds", str(budget_s - 20),
+               "--config", json.dumps(seq_cfg), "--no-record"]
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    with open(workdir / "sasrec.log", "w") as sl, open(workdir / "lmseq.log", "w") as ql:
+        ps = subprocess.Popen(sas_cmd, stdout=sl, stderr=subprocess.STDOUT)
+        pq = subprocess.Popen(seq_cmd, stdout=ql, stderr=subprocess.STDOUT)
+        rq, rs = pq.wait(), ps.wait()
+    wall = time.perf_counter() - t0
+    if rq or rs:
+        raise SystemExit(f"a run failed (lm-seq rc {rq}, SASRec rc {rs}): see {workdir}/*.log")
+    seq = json.loads([x for x in (workdir / "lmseq.log").read_text().splitlines() if x.startswith("{")][-1])
+    # lm-seq's curve is timed from the start of its training loop; put it on the same clock as
+    # SASRec's (from process start: data loading and item-text encoding included)
+    lead = seq["load_s"] + seq["fit_s"] - seq["train_seconds"]
+    seq["valid_curve"] = [[e, v, round(t + lead, 1)] for e, v, t in seq["valid_curve"]]
+    seq["clock_s"] = round(seq["load_s"] + seq["fit_s"], 1)
+    sas = json.loads((workdir / "sasrec" / "curve.json").read_text())
+    test = s["test"].interactions
+    recs = pd.read_csv(workdir / "sasrec" / "test_recs.csv", dtype={"user_id": str, "item_id": str})
+    res = evaluate(recs, test[["user_id", "item_id"]], ks=(10,), metrics=["NDCG", "Hit"])
+    sas.update({"NDCG@10": round(res["NDCG@10"], 4), "HR@10": round(res["Hit@10"], 4), "n_users": int(res["n_users"])})
+    marks = [10, 20, 30, 40, 50, 60]
+    out = {"dataset": dataset, "protocol": "p2 (split_p2)", "budget_s": budget_s, "seed": seed,
+           "setup": "run side by side, SASRec pinned to core 0 and lm-seq to core 1, one torch thread each",
+           "wall_s": round(wall, 1), "load_avg_1m_start": load0, "load_avg_1m_end": os.getloadavg()[0],
+           "lm-seq": seq, "sasrec": sas,
+           "best_valid_by_minute": {"lm-seq": best_so_far(seq["valid_curve"], marks),
+                                    "sasrec": best_so_far(sas["valid_curve"], marks)}}
+    prov = provenance()
+    (RESULTS / f"scale_budget_{dataset}.json").write_text(json.dumps(stamp(out, prov), indent=2))
+    sb, qb = out["best_valid_by_minute"]["sasrec"], out["best_valid_by_minute"]["lm-seq"]
+    fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [f"# Budget comparison on {dataset} P2: lm-seq vs RecTools' SASRec, {budget_s / 60:.0f} min each", "",
+             md_line(prov), "",
+             f"Both ran at the same time, each pinned to its own core with one torch thread ({out['setup']}); "
+             f"load average {load0:.1f} at the start, {out['load_avg_1m_end']:.1f} at the end. Valid NDCG@10 is checked "
+             "every 2 epochs and its time counts; test is scored once, for the best valid check.", "",
+             "| model | test NDCG@10 | HR@10 | best epoch / run | valid NDCG@10 | clock s | CPU s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| lm-seq | {seq['NDCG@10']:.4f} | {seq['HR@10']:.4f} | {seq['best_epoch']} / {seq['epochs_run_total']} | "
+             f"{seq['valid_ndcg@10']:.4f} | {seq['clock_s']:.0f} | {seq.get('cpu_s', 0):.0f} | {seq['peak_rss_mb']} |",
+             f"| SASRec (RecTools {sas['params']['n_factors']}d, len {sas['params']['session_max_len']}) | "
+             f"{sas['NDCG@10']:.4f} | {sas['HR@10']:.4f} | {sas['best_epoch']} / {sas['epochs_run']} | "
+             f"{sas['valid_ndcg@10']:.4f} | {sas['clock_s']:.0f} | {sas['cpu_s']:.0f} | {sas['peak_rss_mb']} |", "",
+             "Best valid NDCG@10 so far, by wall-clock minute:", "",
+             "| minute | " + " | ".join(str(m) for m in marks) + " |", "|---|" + "---|" * len(marks),
+             "| lm-seq | " + " | ".join(fmt(qb[m]) for m in marks) + " |",
+             "| SASRec | " + " | ".join(fmt(sb[m]) for m in marks) + " |", "",
+             "Curves (epoch, valid NDCG@10, seconds): in the JSON file."]
+    (RESULTS / f"scale_budget_{dataset}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="run", choices=["run", "report"])
+    ap.add_argument("what", nargs="?", default="run", choices=["run", "report", "budget"])
     ap.add_argument("--model", default="lm-seq", choices=sorted(CONFIGS))
     ap.add_argument("--dataset", default="ml-1m")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cap-seconds", type=float, default=840.0, help="training wall-clock cap (15 min budget)")
     ap.add_argument("--config", default="{}", help="JSON config overrides")
+    ap.add_argument("--budget", type=float, default=3600.0, help="budget: wall-clock seconds for each model")
+    ap.add_argument("--workdir", default="/tmp/longrec-budget", help="budget: split files and logs")
+    ap.add_argument("--no-record", action="store_true", help="run: print only (do not append to scale_runs.jsonl)")
     a = ap.parse_args()
     if a.what == "report":
         return report()
+    if a.what == "budget":
+        return budget(a.dataset, a.budget, a.seed, Path(a.workdir))
     row = run(a.model, a.dataset, a.seed, a.cap_seconds, json.loads(a.config))
+    if a.no_record:
+        print(json.dumps(row))
+        return
     RESULTS.mkdir(exist_ok=True)
     with open(RUNS, "a") as f:
         f.write(json.dumps(stamp(row)) + "\n")
