@@ -58,6 +58,10 @@ def ask(
     generator: str = typer.Option("template", "--generator", help="Who writes the pitch: template, local (the "
                                   "packaged Gemma via llama.cpp) or http; a line that fails the grounding check "
                                   "is replaced by the template's."),
+    encode_workers: int = typer.Option(1, "--encode-workers", help="Encode the item texts not yet in the embedding "
+                                       "cache on this many Ray Data workers (large catalogues; needs longrec[sim])."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --encode-workers: an existing Ray "
+                                              "cluster (default: a local Ray for this command)."),
 ) -> None:
     """Recommend items for a natural-language request (text embeddings, exact search), or with
     --user/--history and --model, fused with that user's history."""
@@ -113,7 +117,16 @@ def ask(
             cand = [c for c in (cand if cand is not None else index.item_ids) if str(c) in keep]
     elif cand is not None and mapping:
         cand = list(dict.fromkeys(mapping.get(c, c) for c in cand))   # a dropped edition -> the kept one
-    recs = recommend_text(text, table, k=k, candidates=cand, item_vectors=index, text_columns=cols)
+    if encode_workers < 1:
+        raise ConfigError(f"--encode-workers must be at least 1, got {encode_workers}")
+    encoder = None
+    if encode_workers > 1 and index is None:
+        from longrec.lm import CachedEncoder, default_encoder
+        from longrec.lm.ray_encode import RayEncoder
+
+        # the one-text query stays in this process (min_texts); the catalogue goes to Ray
+        encoder = CachedEncoder(RayEncoder(default_encoder(), workers=encode_workers, address=ray_address, min_texts=2))
+    recs = recommend_text(text, table, k=k, candidates=cand, item_vectors=index, text_columns=cols, encoder=encoder)
     if with_titles:
         recs = add_display_columns(recs, item_df)
     output.parent.mkdir(parents=True, exist_ok=True)

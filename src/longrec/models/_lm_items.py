@@ -31,6 +31,8 @@ class ItemTextConfig(ModelConfig):
     item_text_template: str | None = Field(None, description="str.format template over item columns")
     item_text_columns: list[str] | None = Field(None, description="item columns that make an item's text, in "
                                                 "order, e.g. ['title', 'author'] (None = every text column)")
+    encode_workers: int = Field(1, ge=1, description="encode the item texts on this many Ray Data workers "
+                                "(texts not yet in the embedding cache only); 1 = in this process")
 
 
 def item_texts_for(item_ids: np.ndarray, items: pd.DataFrame | None, template: str | None = None,
@@ -68,13 +70,20 @@ def hash_embed(texts: list[str], dim: int = HASH_DIM) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
-    """(len(texts), d) float32 L2-normalised embeddings of `texts` with `encoder`."""
+def embed_texts(texts: list[str], encoder: str = "default", workers: int = 1,
+                ray_address: str | None = None) -> np.ndarray:
+    """(len(texts), d) float32 L2-normalised embeddings of `texts` with `encoder`; with
+    `workers` > 1 the texts missing from the embedding cache are encoded on Ray Data
+    (`longrec.lm.ray_encode.RayEncoder`; `ray_address`: an existing cluster)."""
     if encoder == "hash":
         return hash_embed(texts)
     try:
         from longrec.lm import CachedEncoder, default_encoder, get_encoder
-        enc = CachedEncoder(default_encoder() if encoder == "default" else get_encoder(encoder))
+        base = default_encoder() if encoder == "default" else get_encoder(encoder)
+        if workers > 1:
+            from longrec.lm.ray_encode import RayEncoder
+            base = RayEncoder(base, workers=workers, address=ray_address)
+        enc = CachedEncoder(base)
         return np.asarray(enc.encode(texts), dtype=np.float32)
     except ImportError as e:
         raise ConfigError(f"the text encoder {encoder!r} needs the language-model extra ({e}); install "
@@ -82,8 +91,9 @@ def embed_texts(texts: list[str], encoder: str = "default") -> np.ndarray:
 
 
 def item_text_matrix(item_ids: np.ndarray, items: pd.DataFrame | None, encoder: str = "default",
-                     template: str | None = None, columns: list[str] | None = None) -> np.ndarray:
-    return embed_texts(item_texts_for(item_ids, items, template, columns), encoder)
+                     template: str | None = None, columns: list[str] | None = None, workers: int = 1,
+                     ray_address: str | None = None) -> np.ndarray:
+    return embed_texts(item_texts_for(item_ids, items, template, columns), encoder, workers, ray_address)
 
 
 def model_item_text(model) -> np.ndarray:
@@ -91,4 +101,4 @@ def model_item_text(model) -> np.ndarray:
     made as its ItemTextConfig says."""
     cfg = model.config
     return item_text_matrix(model.vocab_.items.ids, model.items_, cfg.encoder, cfg.item_text_template,
-                            cfg.item_text_columns)
+                            cfg.item_text_columns, cfg.encode_workers, getattr(cfg, "ray_address", None))
