@@ -143,3 +143,18 @@ def test_cli_dp_epsilon_with_workers_exits_2(tmp_path, model):
                                  "--train", str(tmp_path / "train.csv"), "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "one process" in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_experiment_model_configs_take_workers():
+    """An experiment file's [[models]] config takes `workers` for the data-parallel models; a
+    private model asked for workers fails the up-front check (before any data is read)."""
+    from longrec.experiment.config import parse_experiment
+    from longrec.experiment.runner import check_model_configs
+
+    def exp(*models):
+        return parse_experiment({"data": {"name": "ml-100k"}, "models": [
+            {"name": n, "config": {"workers": 2, **cfg}} for n, cfg in models]})
+
+    check_model_configs(exp(("lm-seq", {}), ("lm-twotower", {}), ("bpr", {"ray_address": "auto"})))
+    with pytest.raises(ConfigError, match="trains in one process"):
+        check_model_configs(exp(("lm-twotower-dp", {})))
