@@ -73,6 +73,7 @@ def test_two_workers_match_one_and_load_without_ray(tmp_path, ray_session):
     two = LMSeq({**CFG, "workers": 2}).fit(train, valid)
     assert two.fit_info_["workers"] == 2 and two.fit_info_["best_epoch"] >= 1
     assert len(two.fit_info_["worker_peak_rss_mb"]) == 2 and min(two.fit_info_["worker_peak_rss_mb"]) > 50
+    assert two.fit_info_["worker_threads"] == [1, 1]
     a, b = valid_ndcg(one, test), valid_ndcg(two, test)
     assert a > 0.1  # the task is learnable
     assert abs(b - a) <= 0.15 * a, (a, b)  # 2 workers vs 1: the same model quality (tiny data: loose)
@@ -91,6 +92,7 @@ def test_other_models_two_workers_match_one_and_load_without_ray(tmp_path, ray_s
     info = two.fit_info_
     assert info["workers"] == 2 and info["best_epoch"] >= 1 and len(info["worker_peak_rss_mb"]) == 2
     assert len(info["valid_curve"]) >= 2  # validated on the first worker, its score shared
+    assert info["worker_threads"] == [1, 1]  # num_threads 2 shared; validating did not leave rank 0 on 2
     a, b = valid_ndcg(one, test), valid_ndcg(two, test)
     assert a > 0.1  # the task is learnable
     assert abs(b - a) <= 0.15 * a, (a, b)  # 2 workers vs 1: the same model quality (tiny data: loose)

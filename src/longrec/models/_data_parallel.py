@@ -13,7 +13,7 @@ into the driver's model with `model._set_state`; the saved model is the same as 
 A model takes part by (1) a `_train(X, valid, text, comm=None)` that is its one-process fit when
 `comm` is None and, given a `Communicator`, takes its rank's share of every batch, calls
 `comm.average_gradients(...)` after each backward pass, lets only the worker with `valid` score
-(`comm.from_first`) and passes `agree=comm.agree` to the epoch loop; (2) config fields
+(`comm.score_on_first`) and passes `agree=comm.agree` to the epoch loop; (2) config fields
 `workers`, `ray_address` and `num_threads`.
 
 Ray is an optional dependency (the `sim` extra), imported only here.
@@ -66,12 +66,26 @@ class Communicator:
     def agree(self, flag: bool) -> bool:
         return self.from_first(1.0 if flag else 0.0) > 0.5
 
+    def score_on_first(self, score) -> float:
+        """`score()` on the first worker (the one with the validation data), its value sent to
+        every worker. Scoring sets the model's own torch thread count (`num_threads`, the whole
+        fit's); this worker's share is put back after, or the first worker would train on more
+        threads than its CPUs from then on (oversubscribed: several times slower, all waiting)."""
+        import torch
+
+        value = 0.0
+        if self.rank == 0:
+            value = score()
+            torch.set_num_threads(self.threads)
+        return self.from_first(value)
+
 
 def _worker(config: dict) -> None:
     import resource
 
     import numpy as np
     import ray.train
+    import torch
     import torch.distributed
     from safetensors.numpy import save_file
 
@@ -80,9 +94,13 @@ def _worker(config: dict) -> None:
     model = config["model"]
     comm = Communicator(rank, world, config["threads"], config["valid"] is not None)
     info = model._train(config["X"], config["valid"] if rank == 0 else None, config["text"], comm)
-    peaks: list = [None] * world  # every worker's peak resident memory, for fit_info
-    torch.distributed.all_gather_object(peaks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    info["worker_peak_rss_mb"] = [round(float(p), 1) for p in peaks]
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    peaks: list = [None] * world  # every worker's peak resident memory, CPU time and threads, for fit_info
+    torch.distributed.all_gather_object(peaks, (use.ru_maxrss / 1024, use.ru_utime + use.ru_stime,
+                                                torch.get_num_threads()))
+    info["worker_peak_rss_mb"] = [round(float(p[0]), 1) for p in peaks]
+    info["worker_cpu_seconds"] = [round(float(p[1]), 1) for p in peaks]
+    info["worker_threads"] = [int(p[2]) for p in peaks]
     if rank == 0:
         out = Path(tempfile.mkdtemp(prefix="longrec-dp-"))
         save_file({k: np.ascontiguousarray(v) for k, v in model._state().items()}, str(out / "state.safetensors"))
@@ -139,7 +157,6 @@ def fit_data_parallel(model, X, valid, text, workers: int, address: str | None, 
         info["valid_curve"] = [tuple(c) for c in info["valid_curve"]]
     info["workers"] = workers
     return info
-
 
 
 def refuse_workers(values, name: str, reason: str):

@@ -97,7 +97,7 @@ class BPRMF(Recommender):
             self._export(P, Q, b)
             if comm is None:
                 return valid_ndcg(self, valid)
-            return comm.from_first(valid_ndcg(self, valid) if rank == 0 else 0.0)
+            return comm.score_on_first(lambda: valid_ndcg(self, valid))
 
         def restore(state) -> None:
             self.P_, self.Q_, self.b_ = state

@@ -231,7 +231,7 @@ class LMSeq(Recommender):
             self._finish()
             if comm is None:
                 return valid_ndcg(self, valid)
-            return comm.from_first(valid_ndcg(self, valid) if rank == 0 else 0.0)
+            return comm.score_on_first(lambda: valid_ndcg(self, valid))
 
         has_valid = valid is not None if comm is None else comm.has_valid
         return train_with_early_stopping(

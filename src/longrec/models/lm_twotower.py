@@ -226,7 +226,7 @@ class LMTwoTower(Recommender):
             self._finish()
             if comm is None:
                 return self._valid_score(valid)
-            return comm.from_first(self._valid_score(valid) if rank == 0 else 0.0)
+            return comm.score_on_first(lambda: self._valid_score(valid))
 
         has_valid = valid is not None if comm is None else comm.has_valid
         return train_with_early_stopping(
