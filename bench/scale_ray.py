@@ -1,13 +1,18 @@
-"""Data-parallel lm-seq on Ray Train: 1 worker vs 2 workers (1 torch thread each).
+"""Data-parallel training on Ray Train: 1 worker vs 2 workers (1 torch thread each), for
+lm-seq (default), lm-twotower or bpr (--model).
 
-(1) throughput: a fixed number of epochs without validation, training windows per second of
-    training time (Ray start-up excluded; its wall time is reported apart);
+(1) throughput: a fixed number of epochs without validation, training examples per second of
+    training time (Ray start-up excluded; its wall time is reported apart). An example is what
+    one epoch goes through once: a training window (lm-seq), a (user, held-out item) pair
+    (lm-twotower) or a (user, positive, negative) triple (bpr);
 (2) quality: the same split with early stopping on valid (patience 5, at most --epochs), test
     NDCG@10 of each.
 
     LONGREC_DATA_DIR=../shared/datasets python bench/scale_ray.py --dataset ml-100k --throughput-epochs 3 --epochs 60
+    LONGREC_DATA_DIR=../shared/datasets python bench/scale_ray.py --dataset ml-100k --model lm-twotower
 
-Writes bench/results/scale_ray_<dataset>.json and .md (command, commit, date, machine load).
+Writes bench/results/scale_ray_<dataset>.json and .md for lm-seq, scale_ray_<model>_<dataset>.*
+for the others (command, commit, date, machine load).
 """
 
 from __future__ import annotations
@@ -23,28 +28,34 @@ from _provenance import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = {"num_threads": 1, "max_len": 50, "batch_size": 128, "patience": 5, "progress": False}
+# each model's settings (its defaults otherwise) and what one epoch goes through: (name, count(model))
+MODELS = {
+    "lm-seq": (BASE, "training windows", lambda m: len(m._windows(m._binary(m.seen_)))),
+    "lm-twotower": ({"num_threads": 1, "patience": 5, "progress": False}, "training pairs", lambda m: m.seen_.nnz),
+    "bpr": ({"num_threads": 1, "eval_every": 2, "patience": 5, "progress": False}, "training triples",
+            lambda m: m.seen_.nnz),
+}
 
 
-
-def one(split, workers: int, epochs: int, with_valid: bool, seed: int = 0) -> dict:
+def one(split, workers: int, epochs: int, with_valid: bool, seed: int = 0, model: str = "lm-seq") -> dict:
     from longrec.metrics.ranking import evaluate
-    from longrec.models.lm_seq import LMSeq
+    from longrec.models.registry import get_model_class
 
-    cfg = {**BASE, "epochs": epochs, "seed": seed, "workers": workers, "num_threads": workers}
+    base, _, count = MODELS[model]
+    cfg = {**base, "epochs": epochs, "seed": seed, "workers": workers, "num_threads": workers}
     t0 = time.perf_counter()
-    m = LMSeq(cfg).fit(split["train"], split["valid"] if with_valid else None)
+    m = get_model_class(model)(cfg).fit(split["train"], split["valid"] if with_valid else None)
     wall = time.perf_counter() - t0
     info = m.fit_info_
-    n_windows = len(m._windows(m._binary(m.seen_)))
-    done = len(info["valid_curve"]) if with_valid else epochs  # epochs actually run (eval every epoch)
+    done = info["valid_curve"][-1][0] if with_valid else epochs  # epochs actually run (the last is scored)
     out = {"workers": workers, "threads_per_worker": 1, "epochs": done, "wall_s": round(wall, 1),
            "train_s": info["train_seconds"],
-           "windows_per_s": round(n_windows * done / max(info["train_seconds"], 1e-9), 1)}
+           "examples_per_s": round(count(m) * done / max(info["train_seconds"], 1e-9), 1)}
     if with_valid:
         test = split["test"].interactions
         recs = m.recommend(users=test["user_id"].unique(), histories=split["valid"].interactions, k=10)
         res = evaluate(recs, test[["user_id", "item_id"]], ks=(10,), metrics=["NDCG", "Hit"])
-        out.update({"best_epoch": info.get("best_epoch"), "epochs_run": len(info.get("valid_curve", [])),
+        out.update({"best_epoch": info.get("best_epoch"), "epochs_run": done,
                     "valid_ndcg@10": info.get("valid_ndcg@10"), "test_ndcg@10": round(res["NDCG@10"], 4),
                     "test_hr@10": round(res["Hit@10"], 4)})
     return out
@@ -53,6 +64,7 @@ def one(split, workers: int, epochs: int, with_valid: bool, seed: int = 0) -> di
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--model", default="lm-seq", choices=sorted(MODELS))
     ap.add_argument("--throughput-epochs", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=60, help="cap of the early-stopped quality runs")
     args = ap.parse_args()
@@ -60,29 +72,35 @@ def main() -> None:
 
     split = load_split(args.dataset, "p2", download=False)
     load_before = os.getloadavg()
-    rows = {"throughput": [one(split, w, args.throughput_epochs, False) for w in (1, 2)]}
-    rows["quality"] = [one(split, w, args.epochs, True) for w in (1, 2)]
+    rows = {"throughput": [one(split, w, args.throughput_epochs, False, model=args.model) for w in (1, 2)]}
+    rows["quality"] = [one(split, w, args.epochs, True, model=args.model) for w in (1, 2)]
     t1, t2 = rows["throughput"]
     q1, q2 = rows["quality"]
-    summary = {"speedup": round(t2["windows_per_s"] / t1["windows_per_s"], 2),
+    summary = {"speedup": round(t2["examples_per_s"] / t1["examples_per_s"], 2),
                "ndcg_ratio": round(q2["test_ndcg@10"] / q1["test_ndcg@10"], 3)}
     rec = {**provenance(),
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "load_before": [round(x, 2) for x in load_before],
                        "load_after": [round(x, 2) for x in os.getloadavg()]},
-           "dataset": args.dataset, "protocol": "p2", **rows, **summary}
+           "dataset": args.dataset, "protocol": "p2", "model": args.model, "example": MODELS[args.model][1],
+           **rows, **summary}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"scale_ray_{args.dataset}.json").write_text(json.dumps(rec, indent=2))
-    md = [f"# lm-seq on Ray Train, {args.dataset} P2: 1 vs 2 workers (1 thread each)", "",
+    stem = f"scale_ray_{args.dataset}" if args.model == "lm-seq" else f"scale_ray_{args.model}_{args.dataset}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rec, indent=2))
+    busy = max(rec["machine"]["load_before"][0], rec["machine"]["load_after"][0]) > 0.5 * (os.cpu_count() or 1)
+    md = [f"# {args.model} on Ray Train, {args.dataset} P2: 1 vs 2 workers (1 thread each)", "",
           f"`{rec['command']}` — commit {rec['commit'][:10]}, {rec['date']}, load before/after "
-          f"{rec['machine']['load_before']} / {rec['machine']['load_after']} on {rec['machine']['cores']} cores", "",
-          "| workers | training windows / s | train s | test NDCG@10 | valid NDCG@10 | best / run epochs |",
-          "|---|---|---|---|---|---|"]
+          f"{rec['machine']['load_before']} / {rec['machine']['load_after']} on {rec['machine']['cores']} cores", ""]
+    if busy:
+        md += ["The machine was busy with other work during this run (load average above half its cores): "
+               "the throughput figures and their ratio are not a clean measurement.", ""]
+    md += [f"| workers | {MODELS[args.model][1]} / s | train s | test NDCG@10 | valid NDCG@10 | best / run epochs |",
+           "|---|---|---|---|---|---|"]
     for t, q in zip(rows["throughput"], rows["quality"]):
-        md.append(f"| {t['workers']} | {t['windows_per_s']} | {t['train_s']} | {q['test_ndcg@10']} | "
+        md.append(f"| {t['workers']} | {t['examples_per_s']} | {t['train_s']} | {q['test_ndcg@10']} | "
                   f"{q['valid_ndcg@10']} | {q['best_epoch']} / {q['epochs_run']} |")
     md += ["", f"Throughput 2 vs 1: {summary['speedup']}x; test NDCG@10 2 vs 1: {summary['ndcg_ratio']}."]
-    (RESULTS / f"scale_ray_{args.dataset}.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

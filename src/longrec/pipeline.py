@@ -119,8 +119,9 @@ def train_from_files(model: str, train: PathLike, out: PathLike, valid: PathLike
     klass = get_model_class(model)
     if workers is not None or ray_address is not None:
         if "workers" not in klass.Config.model_fields:
-            raise ConfigError(f"model {model!r} trains in one process; --workers and --ray-address are "
-                              "available for lm-seq.")
+            what = "differentially private training" if cfg.get("dp_epsilon") is not None else "model"
+            raise ConfigError(f"{what} {model!r} trains in one process; --workers and --ray-address are "
+                              "available for lm-seq, lm-twotower and bpr (without --dp-epsilon).")
         if workers is not None:
             cfg["workers"] = workers
         if ray_address is not None:

@@ -4,6 +4,9 @@ score(u, i) = ⟨p_u, q_i⟩ + b_i, trained on (user, positive, sampled negative
 with the BPR loss and L2 on the touched factors; Adam; early stopping on validation
 NDCG@10 (best epoch's weights kept). Users seen only through a history at inference are
 folded in as the mean of their history items' factors (no retraining).
+
+`workers > 1` trains data-parallel on Ray Train (longrec.models._data_parallel): every worker
+draws the same triples, takes its share of each batch, and the gradients are averaged.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ class BPRConfig(ModelConfig):
     batch_size: int = Field(1024, ge=1)
     eval_every: int = Field(5, ge=1, description="epochs between validation checks")
     patience: int = Field(4, ge=1, description="validation checks without improvement before stopping")
-    num_threads: int = Field(1, ge=1)
+    num_threads: int = Field(1, ge=1, description="torch threads (shared among the workers when workers > 1)")
+    workers: int = Field(1, ge=1, description="data-parallel training processes on Ray Train; 1 = this process")
+    ray_address: str | None = Field(None, description="with workers > 1: the Ray cluster to join "
+                                    "(default: a local Ray started for the fit)")
     progress: bool = False
 
 
@@ -32,10 +38,25 @@ class BPRMF(Recommender):
     Config = BPRConfig
 
     def _fit(self, X, train, valid) -> None:
+        cfg = self.config
+        if cfg.workers > 1:
+            from longrec.models._data_parallel import fit_data_parallel
+
+            self.fit_info_.update(fit_data_parallel(self, X, valid, None, cfg.workers, cfg.ray_address,
+                                                    cfg.num_threads))
+        else:
+            self.fit_info_.update(self._train(X, valid))
+
+    def _train(self, X, valid, text=None, comm=None) -> dict:
+        """The training loop; returns the fit_info entries. `comm` (longrec.models._data_parallel)
+        makes it one of several data-parallel workers: all draw the same triples, each takes its
+        share of every batch, the gradients are averaged, and the first worker's validation score
+        decides for all. Without it the loop is the plain one-process fit."""
         import torch
 
         cfg = self.config
-        torch.set_num_threads(cfg.num_threads)
+        rank, world = (comm.rank, comm.world) if comm is not None else (0, 1)
+        torch.set_num_threads(cfg.num_threads if comm is None else comm.threads)
         gen = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         n_users, n_items = X.shape
@@ -48,38 +69,49 @@ class BPRMF(Recommender):
         torch.nn.init.normal_(P.weight, std=0.1, generator=gen)
         torch.nn.init.normal_(Q.weight, std=0.1, generator=gen)
         torch.nn.init.zeros_(b.weight)
-        opt = torch.optim.Adam([P.weight, Q.weight, b.weight], lr=cfg.lr)
+        params = [P.weight, Q.weight, b.weight]
+        opt = torch.optim.Adam(params, lr=cfg.lr)
 
         def run_epoch(epoch: int) -> None:
-            perm = torch.from_numpy(rng.permutation(len(pos_u)))
+            perm = torch.from_numpy(rng.permutation(len(pos_u)))  # the same on every worker
             neg_all = torch.from_numpy(rng.integers(0, n_items, len(pos_u)))
             for s in range(0, len(perm), cfg.batch_size):
                 idx = perm[s:s + cfg.batch_size]
-                u, i, j = pos_u[idx], pos_i[idx], neg_all[s:s + len(idx)]
-                pu, qi, qj = P(u), Q(i), Q(j)
-                x = (pu * (qi - qj)).sum(1) + (b(i) - b(j)).squeeze(1)
-                loss = -torch.nn.functional.logsigmoid(x).mean() + cfg.reg * (
-                    pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(idx)
+                neg = neg_all[s:s + len(idx)]
+                if comm is not None:  # this worker's share of the batch
+                    idx, neg = idx[rank::world], neg[rank::world]
                 opt.zero_grad()
-                loss.backward()
+                if len(idx):
+                    u, i, j = pos_u[idx], pos_i[idx], neg
+                    pu, qi, qj = P(u), Q(i), Q(j)
+                    x = (pu * (qi - qj)).sum(1) + (b(i) - b(j)).squeeze(1)
+                    loss = -torch.nn.functional.logsigmoid(x).mean() + cfg.reg * (
+                        pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(idx)
+                    loss.backward()
+                if comm is not None:
+                    comm.average_gradients(params)
                 opt.step()
 
         def score() -> float:
             from longrec.models.validation import valid_ndcg
             self._export(P, Q, b)
-            return valid_ndcg(self, valid)
+            if comm is None:
+                return valid_ndcg(self, valid)
+            return comm.score_on_first(lambda: valid_ndcg(self, valid))
 
         def restore(state) -> None:
             self.P_, self.Q_, self.b_ = state
 
+        has_valid = valid is not None if comm is None else comm.has_valid
         info = train_with_early_stopping(
-            run_epoch, None if valid is None else score, lambda: (self.P_.copy(), self.Q_.copy(), self.b_.copy()),
+            run_epoch, score if has_valid else None, lambda: (self.P_.copy(), self.Q_.copy(), self.b_.copy()),
             restore, epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience,
-            progress="BPR epochs" if cfg.progress else None)
-        self.fit_info_.update(info)
+            progress="BPR epochs" if cfg.progress and rank == 0 else None,
+            agree=None if comm is None else comm.agree)
         if "best_epoch" not in info:
             self._export(P, Q, b)
-            self.fit_info_["epochs"] = cfg.epochs
+            info["epochs"] = cfg.epochs
+        return info
 
     def _export(self, P, Q, b) -> None:
         self.P_ = P.weight.detach().numpy().copy()

@@ -154,12 +154,9 @@ class LMSeq(Recommender):
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
         if cfg.workers > 1:
             from longrec.models._data_parallel import fit_data_parallel
-            from longrec.models.lm_seq_net import SeqNet
 
-            state, info = fit_data_parallel(self, X, valid, text, cfg.workers, cfg.ray_address, cfg.num_threads)
-            self.net_ = SeqNet(cfg, X.shape[1], text)
-            self.net_.load_state_dict(state)
-            self.fit_info_.update(info)
+            self.fit_info_.update(fit_data_parallel(self, X, valid, text, cfg.workers, cfg.ray_address,
+                                                    cfg.num_threads))
         else:
             self.fit_info_.update(self._train(X, valid, text))
         self._finish()
@@ -234,7 +231,7 @@ class LMSeq(Recommender):
             self._finish()
             if comm is None:
                 return valid_ndcg(self, valid)
-            return comm.from_first(valid_ndcg(self, valid) if rank == 0 else 0.0)
+            return comm.score_on_first(lambda: valid_ndcg(self, valid))
 
         has_valid = valid is not None if comm is None else comm.has_valid
         return train_with_early_stopping(

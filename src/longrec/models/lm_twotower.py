@@ -17,6 +17,9 @@ Training: each step takes (user, held-out item) pairs; the user's history minus 
 is the input, the item is the target. Loss: full softmax over the items seen in training
 (sampled softmax with log-Q correction above `full_softmax_max_items`), or BPR with one
 sampled negative. Early stopping keeps the epoch with the best validation NDCG@10.
+`workers > 1` trains data-parallel on Ray Train (longrec.models._data_parallel): each worker
+takes its share of every batch (so sampled softmax's in-batch negatives come from that share)
+and the gradients are averaged.
 
 `interaction="additive"` is the ablation P(u, i) = σ(W_u·h_u + W_i·h_i + b): the user
 term is the same for every item, so the ranking of items is identical for every user
@@ -67,7 +70,10 @@ class LMTwoTowerConfig(ItemTextConfig):
         "all", description="early stopping ranks all items, or only the items without training "
         "interactions (select for cold start: pass a validation split whose items are cold)")
     max_seconds: float | None = Field(None, gt=0)
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(2, ge=1, description="torch threads (shared among the workers when workers > 1)")
+    workers: int = Field(1, ge=1, description="data-parallel training processes on Ray Train; 1 = this process")
+    ray_address: str | None = Field(None, description="with workers > 1: the Ray cluster to join "
+                                    "(default: a local Ray started for the fit)")
     progress: bool = False
 
 
@@ -113,23 +119,44 @@ class LMTwoTower(Recommender):
 
     def _fit(self, X, train, valid) -> None:
         import torch
-        import torch.nn.functional as F_
 
         from longrec.models._lm_items import model_item_text
 
         cfg = self.config
         torch.set_num_threads(cfg.num_threads)
+        t0 = time.perf_counter()
+        text = model_item_text(self)
+        self.user_text_ = self._user_texts(train)
+        self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
+        if cfg.workers > 1:
+            from longrec.models._data_parallel import fit_data_parallel
+
+            self.fit_info_.update(fit_data_parallel(self, X, valid, text, cfg.workers, cfg.ray_address,
+                                                    cfg.num_threads))
+        else:
+            self.fit_info_.update(self._train(X, valid, text))
+        self._finish()
+
+    def _train(self, X, valid, text, comm=None) -> dict:
+        """The training loop; returns the fit_info entries. `comm` (longrec.models._data_parallel)
+        makes it one of several data-parallel workers: each takes its share of every batch, the
+        gradients are averaged across workers, and the first worker's validation score (and
+        clock) decides for all. Without it the loop is the plain one-process fit."""
+        import torch
+        import torch.nn.functional as F_
+
+        cfg = self.config
+        rank, world = (comm.rank, comm.world) if comm is not None else (0, 1)
+        torch.set_num_threads(cfg.num_threads if comm is None else comm.threads)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         n_users, n_items = X.shape
-        t0 = time.perf_counter()
-        text = model_item_text(self)
-        utext = self._user_texts(train)
-        self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        self.net_ = _build_net(text, 0 if utext is None else utext.shape[1], cfg)
+        utext = self.user_text_
+        self.net_ = _build_net(text, 0 if utext is None else utext.shape[1], cfg)  # the same start on every worker
+        if rank > 0:  # dropout, ID-dropout and negatives differ per worker
+            torch.manual_seed(cfg.seed + 7919 * rank)
         warm = self.popularity_ > 0
         self.net_.id_mask.copy_(torch.from_numpy(warm.astype(np.float32)))
-        self.user_text_ = utext
         Ut = None if utext is None else torch.from_numpy(utext)
         # padded histories (n_users, H): the training histories, most recent H items
         H = int(min(np.diff(self.seen_.indptr).max(), 200))
@@ -151,11 +178,16 @@ class LMTwoTower(Recommender):
 
         def run_epoch(epoch: int) -> None:
             self.net_.train()
-            perm = rng.permutation(len(pu))
+            perm = rng.permutation(len(pu))  # the same order on every worker
             for s in range(0, len(perm), cfg.batch_size):
-                if budget.spent():  # max_seconds holds inside an epoch too
-                    break
-                b = perm[s:s + cfg.batch_size]
+                if comm is None and budget.spent():  # max_seconds inside an epoch too (workers stop
+                    break                            # together at epoch ends only: they must agree)
+                b = perm[s:s + cfg.batch_size][rank::world]  # this worker's share of the batch
+                if not len(b):
+                    opt.zero_grad()
+                    comm.average_gradients(self.net_)  # the others' gradients (this share is empty)
+                    opt.step()
+                    continue
                 u, slot = torch.from_numpy(pu[b]), torch.from_numpy(ps[b])
                 keep = (torch.rand(n_items) >= cfg.id_dropout).float()
                 Fi, bi = self.net_.item_vectors(keep)
@@ -186,19 +218,22 @@ class LMTwoTower(Recommender):
                     loss = F_.cross_entropy(logits, torch.arange(len(b)))
                 opt.zero_grad()
                 loss.backward()
+                if comm is not None:
+                    comm.average_gradients(self.net_)
                 opt.step()
 
         def score() -> float:
             self._finish()
-            return self._valid_score(valid)
+            if comm is None:
+                return self._valid_score(valid)
+            return comm.score_on_first(lambda: self._valid_score(valid))
 
-        info = train_with_early_stopping(
-            run_epoch, None if valid is None else score, *module_checkpoints(self.net_),
+        has_valid = valid is not None if comm is None else comm.has_valid
+        return train_with_early_stopping(
+            run_epoch, score if has_valid else None, *module_checkpoints(self.net_),
             epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience, max_seconds=cfg.max_seconds,
-            progress="lm-twotower epochs" if cfg.progress else None, budget=budget,
-            estimate="lm-twotower")
-        self.fit_info_.update(info)
-        self._finish()
+            progress="lm-twotower epochs" if cfg.progress and rank == 0 else None, budget=budget,
+            estimate="lm-twotower" if rank == 0 else None, agree=None if comm is None else comm.agree)
 
     def _valid_score(self, valid) -> float:
         from longrec.metrics.ranking import evaluate

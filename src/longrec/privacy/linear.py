@@ -81,6 +81,12 @@ class DPLinearConfig(ItemTextConfig):
     dp_delta: float | None = Field(None, gt=0, lt=1, description="delta; default 1/#training users")
     reproducible_noise: bool = Field(False, description=REPRODUCIBLE_HELP)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_process(cls, values):
+        from longrec.models._data_parallel import refuse_workers
+        return refuse_workers(values, "lm-linear(-dp)", "a closed-form fit: one pass over the data, no training loop")
+
 
 def gaussian_sigma(epsilon: float, delta: float) -> float:
     """The smallest noise multiplier σ (noise std / L2 sensitivity) for which one Gaussian

@@ -28,8 +28,9 @@ import time
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from longrec.errors import ConfigError
 from longrec.models.base import HistoryBatch
 from longrec.models.lm_seq import LMSeq, LMSeqConfig
 from longrec.privacy.noise import REPRODUCIBLE_HELP, noise_seed
@@ -46,6 +47,16 @@ class DPLMSeqConfig(LMSeqConfig):
     dp_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the noisy updates")
     accountant: Literal["rdp", "prv"] = "rdp"
     reproducible_noise: bool = Field(False, description=REPRODUCIBLE_HELP)
+
+    @model_validator(mode="after")
+    def _one_process(self) -> "DPLMSeqConfig":
+        if self.dp_epsilon is not None and self.workers > 1:
+            raise ConfigError(
+                f"lm-seq-dp with dp_epsilon (differentially private training) trains in one process: its per-user "
+                f"clipping and noise are not split across Ray workers, so workers = {self.workers} is not "
+                "supported. Set workers = 1 (drop --workers), or drop dp_epsilon to train a non-private "
+                "lm-seq on several workers.")
+        return self
 
 
 def noisy_mean(per_sample: dict, max_norm: float, sigma: float, denom: float, gen) -> dict:

@@ -64,7 +64,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from longrec.errors import ConfigError
 from longrec.models._lm_items import ItemTextConfig
@@ -111,6 +111,13 @@ class DPTwoTowerConfig(ItemTextConfig):
     fair_finetune_epochs: int = Field(5, ge=0, description="leace/nullspace: epochs re-fitting the item tower after the projection")
     num_threads: int = Field(2, ge=1)
     progress: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_process(cls, values):
+        from longrec.models._data_parallel import refuse_workers
+        return refuse_workers(values, "lm-twotower-dp", "its per-user clipping and noise are not split across "
+                              "Ray workers")
 
 
 # ============================================================================ net
