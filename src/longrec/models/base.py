@@ -67,6 +67,9 @@ class Recommender:
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: whether the model orders histories (sequential models) or treats them as sets
     uses_history: ClassVar[bool] = True
+    #: whether `_score` returns a new array on every call (nothing else holds it), so that
+    #: `recommend` may mask seen items in it in place instead of copying each batch
+    fresh_scores: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -347,7 +350,8 @@ class Recommender:
     def _topk(self, ids, s: np.ndarray, hist: HistoryBatch, k: int, exclude_seen: bool, allowed) -> pd.DataFrame:
         # ranked in the scores' own dtype (float32 -> float64 is exact and keeps every order and
         # tie), widened to float64 only for the k kept: no float64 copy of the whole matrix
-        s = np.array(s, copy=True)
+        if not (self.fresh_scores and s.flags.writeable):
+            s = np.array(s, copy=True)
         if allowed is not None:
             s[:, ~allowed] = -np.inf
         if exclude_seen and len(hist.indices):

@@ -114,6 +114,7 @@ class LMSeq(Recommender):
 
     name = "lm-seq"
     Config = LMSeqConfig
+    fresh_scores = True  # _score builds its matrix per call
 
     # ---------------------------------------------------------------- data
     def _item_text(self) -> np.ndarray | None:
