@@ -95,6 +95,7 @@ class LMTwoTower(Recommender):
 
     name = "lm-twotower"
     Config = LMTwoTowerConfig
+    fresh_scores = True  # _score builds its matrix per call
 
     # ---------------------------------------------------------------- data
     def _user_texts(self, train) -> np.ndarray | None:
@@ -240,7 +241,7 @@ class LMTwoTower(Recommender):
             ut = torch.from_numpy(ut)
         with torch.no_grad():
             U = self.net_.user_vectors(self._F, torch.from_numpy(seq), torch.from_numpy(w), ut)
-            return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32)
+            return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32, copy=False)
 
     # ---------------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:
