@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -38,3 +38,40 @@ def test_one_dimensional_and_large():
 def test_bad_shape():
     with pytest.raises(ValueError):
         topk(np.zeros((2, 2, 2)), 1)
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """topk's torch.topk path (taken for large matrices when torch is loaded) on small ones."""
+    pytest.importorskip("torch")
+    import longrec.topk as mod
+
+    monkeypatch.setattr(mod, "TORCH_MIN_ENTRIES", 1)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture holds for every example
+@given(arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(65, 300)),
+              elements=st.sampled_from([0.0, -0.0, 1.0, 2.0, -1.5, 3.25, -np.inf, np.nan])),
+       st.integers(0, 320))
+def test_torch_path_matches_a_stable_sort_with_many_ties(torch_path, s, k):
+    top, vals = topk(s, k)
+    ref_top, ref_vals = reference(s, min(k, s.shape[1]))
+    np.testing.assert_array_equal(top, ref_top)
+    np.testing.assert_array_equal(vals, ref_vals)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_path_on_distinct_and_tied_scores(torch_path, dtype):
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((50, 5_000)).astype(dtype)
+    s[::3] = np.round(s[::3], 1)                      # heavy ties, also at the k-th place
+    s[1, 10:4_990] = -np.inf                          # fewer than k finite scores
+    s[2, 7] = np.nan
+    s.setflags(write=False)                           # read-only input stays untouched
+    for k in (1, 10, 100):
+        top, vals = topk(s, k)
+        ref_top, ref_vals = reference(s, k)
+        np.testing.assert_array_equal(top, ref_top)
+        np.testing.assert_array_equal(vals, ref_vals)
+        assert vals.dtype == s.dtype

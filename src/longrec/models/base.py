@@ -67,6 +67,9 @@ class Recommender:
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: whether the model orders histories (sequential models) or treats them as sets
     uses_history: ClassVar[bool] = True
+    #: whether `_score` returns a new array on every call (nothing else holds it), so that
+    #: `recommend` may mask seen items in it in place instead of copying each batch
+    fresh_scores: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -345,7 +348,10 @@ class Recommender:
         return pd.concat(out, ignore_index=True)
 
     def _topk(self, ids, s: np.ndarray, hist: HistoryBatch, k: int, exclude_seen: bool, allowed) -> pd.DataFrame:
-        s = s.astype(np.float64, copy=True)
+        # ranked in the scores' own dtype (float32 -> float64 is exact and keeps every order and
+        # tie), widened to float64 only for the k kept: no float64 copy of the whole matrix
+        if not (self.fresh_scores and s.flags.writeable):
+            s = np.array(s, copy=True)
         if allowed is not None:
             s[:, ~allowed] = -np.inf
         if exclude_seen and len(hist.indices):
@@ -359,7 +365,7 @@ class Recommender:
             "user_id": np.repeat(np.asarray(ids, dtype=object), kk)[valid.ravel()],
             "item_id": self.vocab_.items.ids[top[valid]],
             "rank": r[valid].astype(np.int64),
-            "score": vals[valid],
+            "score": vals[valid].astype(np.float64),
         })
 
     # ------------------------------------------------------------------ persistence

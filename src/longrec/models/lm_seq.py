@@ -114,6 +114,7 @@ class LMSeq(Recommender):
 
     name = "lm-seq"
     Config = LMSeqConfig
+    fresh_scores = True  # _score builds its matrix per call
 
     # ---------------------------------------------------------------- data
     def _item_text(self) -> np.ndarray | None:
@@ -259,6 +260,9 @@ class LMSeq(Recommender):
         import torch
 
         rows, h_last = self._last_hidden(hist)
+        if len(rows) == len(users):  # every row has a history: the product is the matrix (no zeros + copy)
+            with torch.no_grad():
+                return (h_last @ self._table[1:].T).numpy()
         out = np.zeros((len(users), hist.n_items), dtype=np.float32)
         if len(rows):
             with torch.no_grad():

@@ -101,6 +101,7 @@ class LMTwoTower(Recommender):
 
     name = "lm-twotower"
     Config = LMTwoTowerConfig
+    fresh_scores = True  # _score builds its matrix per call
 
     # ---------------------------------------------------------------- data
     def _user_texts(self, train) -> np.ndarray | None:
@@ -169,12 +170,16 @@ class LMTwoTower(Recommender):
         remap = torch.full((n_items,), -1, dtype=torch.long)
         remap[warm_idx] = torch.arange(len(warm_idx))
         sampled = len(warm_idx) > cfg.full_softmax_max_items
+        all_warm = len(warm_idx) == n_items
         q = np.power(self.popularity_[warm] + 1.0, 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         from longrec.models._training import Budget
 
         budget = Budget(cfg.max_seconds)
+
+        def tempered(logits):  # / temperature; x / 1.0 == x, so the default skips a (B, n_items) pass and its backward
+            return logits if cfg.temperature == 1.0 else logits / cfg.temperature
 
         def run_epoch(epoch: int) -> None:
             self.net_.train()
@@ -200,14 +205,15 @@ class LMTwoTower(Recommender):
                     su = self.net_.scores(U, Fi, bi)
                     x = su[torch.arange(len(b)), tgt] - su[torch.arange(len(b)), neg]
                     loss = -F_.logsigmoid(x).mean()
+                elif not sampled and all_warm:  # the same logits without copying Fi/bi (and back)
+                    loss = F_.cross_entropy(tempered(self.net_.scores(U, Fi, bi)), tgt)
                 elif not sampled:
-                    logits = self.net_.scores(U, Fi[warm_idx], bi[warm_idx]) / cfg.temperature
-                    loss = F_.cross_entropy(logits, remap[tgt])
+                    loss = F_.cross_entropy(tempered(self.net_.scores(U, Fi[warm_idx], bi[warm_idx])), remap[tgt])
                 else:
                     neg = torch.multinomial(q, cfg.n_negatives, replacement=True)
                     cand = torch.cat([remap[tgt], neg])
                     items = warm_idx[cand]
-                    logits = self.net_.scores(U, Fi[items], bi[items]) / cfg.temperature
+                    logits = tempered(self.net_.scores(U, Fi[items], bi[items]))
                     logits = logits - torch.log(q[cand] * cfg.n_negatives)[None, :]
                     # each row's positive sits in column r; other rows' positives are negatives too
                     logits[:, :len(b)] = logits[:, :len(b)].masked_fill(
@@ -270,7 +276,7 @@ class LMTwoTower(Recommender):
             ut = torch.from_numpy(ut)
         with torch.no_grad():
             U = self.net_.user_vectors(self._F, torch.from_numpy(seq), torch.from_numpy(w), ut)
-            return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32)
+            return self.net_.scores(U, self._F, self._b).numpy().astype(np.float32, copy=False)
 
     # ---------------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,89 @@
+"""Seconds per epoch of lm-twotower on Book-Crossing B1 (6,049 users, 12,339 books) and the
+valid NDCG@10 after the same epochs, one process (the issue #22 target: <= 60 s per epoch).
+
+    PYTHONPATH=src HF_HUB_OFFLINE=1 LONGREC_DATA_DIR=../shared/datasets \
+        python bench/twotower_b1_epoch.py --epochs 3 --label after
+
+An epoch here is one pass over the training pairs plus the validation ranking that follows it
+(early stopping scores every epoch by default), read off fit_info["valid_curve"]. Appends one
+row to bench/results/twotower_b1_epoch.jsonl and rewrites bench/results/twotower_b1_epoch.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--label", default="run")
+    ap.add_argument("--data", default=os.environ.get("LONGREC_DATA_DIR", str(HERE.parents[1] / "shared" / "datasets")))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tables", action="store_true", help="only rewrite the .md/.json from the .jsonl rows")
+    args = ap.parse_args()
+    if args.tables:
+        return write_tables()
+    os.environ["LONGREC_DATA_DIR"] = args.data
+    from longrec.data.dataset import Dataset
+    from longrec.data.readers import read_interactions, read_items, read_users
+    from longrec.models.lm_twotower import LMTwoTower
+
+    d = Path(args.data) / "book-crossing" / "splits" / "b1"
+    items, users = read_items(d / "items.csv"), read_users(d / "users.csv")
+    sp = {p: Dataset(read_interactions(d / f"{p}.csv"), items, users, name=f"b1/{p}") for p in ("train", "valid")}
+    model = LMTwoTower({"epochs": args.epochs, "patience": 1000, "progress": True, "num_threads": args.threads})
+    t0 = time.perf_counter()
+    model.fit(sp["train"], valid=sp["valid"])
+    wall = time.perf_counter() - t0
+    info = model.fit_info_
+    curve = info["valid_curve"]
+    ends = [c[2] for c in curve]
+    per_epoch = [round(b - a, 1) for a, b in zip([0.0, *ends[:-1]], ends)]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    import longrec
+    row = {"label": args.label, "commit": commit, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "epochs": args.epochs, "threads": args.threads, "epoch_seconds": per_epoch,
+           "median_epoch_seconds": statistics.median(per_epoch), "valid_curve": curve,
+           "valid_ndcg@10": info.get("valid_ndcg@10"), "text_seconds": info.get("text_seconds"),
+           "fit_wall_s": round(wall, 1), "load_average": [round(x, 2) for x in os.getloadavg()],
+           "code": str(Path(longrec.__file__).parents[1]),
+           "command": f"PYTHONPATH={Path(longrec.__file__).parents[1]} HF_HUB_OFFLINE=1 python bench/twotower_b1_epoch.py "
+                      f"--epochs {args.epochs} --label {args.label} --threads {args.threads}"}
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / "twotower_b1_epoch.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1))
+    write_tables()
+
+
+def write_tables() -> None:
+    rows = [json.loads(x) for x in (RESULTS / "twotower_b1_epoch.jsonl").read_text().splitlines() if x.strip()]
+    (RESULTS / "twotower_b1_epoch.json").write_text(json.dumps(rows, indent=1) + "\n")
+    md = ["# lm-twotower on Book-Crossing B1: seconds per epoch", "",
+          "One process, default config (dim 64, batch 512, full softmax over the 12,339 books), epochs run without "
+          "early stopping; an epoch = one pass over the 228,245 training pairs + the valid NDCG@10 ranking after it. "
+          "`before` runs the source tree of the commit before the change (`git archive 7b26f10 src`), `after` this "
+          "branch; the rows alternate so that both see the same machine load (the 2-core machine is shared).", "",
+          "| label | code | date (UTC) | epochs | s per epoch (each) | median s/epoch | valid NDCG@10 per epoch | load avg (1, 5, 15 min) | command |",
+          "|---|---|---|---:|---|---:|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['label']} | {r['commit'][:7] if r['label'] != 'before' else '7b26f10 src'} | {r['date']} | {r['epochs']} | "
+                  f"{', '.join(f'{x:g}' for x in r['epoch_seconds'])} | {r['median_epoch_seconds']:g} | "
+                  f"{', '.join(f'{c[1]:.6f}' for c in r['valid_curve'])} | {', '.join(f'{x:g}' for x in r['load_average'])} | "
+                  f"`{r['command']}` |")
+    (RESULTS / "twotower_b1_epoch.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
