@@ -29,6 +29,9 @@ def main() -> None:
     ap.add_argument("--tuned-world", default="ease")
     ap.add_argument("--base", default="itemknn", help="the policy the long-term one wraps")
     ap.add_argument("--results", default="long_term_study", help="file name stem under bench/results/")
+    ap.add_argument("--record-load", action="store_true",
+                    help="record the simulation's wall time and the 1-minute load average every 30 s "
+                    "(written to OUT/timing.json, kept by a later --reuse)")
     args = ap.parse_args()
     prov = provenance()
     import pandas as pd
@@ -39,7 +42,30 @@ def main() -> None:
 
     out = Path(args.out)
     if not args.reuse:
+        import os
+        import threading
+        import time
+
+        loads, done = [], threading.Event()
+
+        def sample() -> None:
+            while not done.wait(30.0):
+                loads.append(round(os.getloadavg()[0], 2))
+
+        if args.record_load:
+            threading.Thread(target=sample, daemon=True).start()
+        t0, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         simulate(args.config, out, use_ray=args.ray, log=print)
+        done.set()
+        if args.record_load:
+            import statistics
+
+            timing = {"wall_seconds": round(time.perf_counter() - t0, 1), "started_utc": started,
+                      "cpus": os.cpu_count(), "ray": args.ray, "load_1min_every_30s": loads,
+                      "load_median": statistics.median(loads) if loads else None,
+                      "load_max": max(loads) if loads else None}
+            (out / "timing.json").write_text(json.dumps(timing, indent=2), encoding="utf-8")
+    timing = json.loads((out / "timing.json").read_text(encoding="utf-8")) if (out / "timing.json").is_file() else None
     cfg = load_config(args.config, check_dataset=False)
     s = json.loads((out / "study.json").read_text(encoding="utf-8"))
     # recomputed from the metrics (so a summary rule changed since the run applies)
@@ -64,7 +90,7 @@ def main() -> None:
                     "seeds": cfg.simulation.seeds, "policies": [p.name for p in cfg.policies]},
            "worlds": s["worlds"], "aggregate": s["aggregate"], "winners": s["winners"],
            "long_term_vs_best_myopic": cmp_all, "long_term_welfare_vs_its_base": vs_base, "tuned_world": args.tuned_world,
-           "targets_met_on_untuned_worlds": met}
+           "targets_met_on_untuned_worlds": met, "timing": timing}
     res_dir = Path(__file__).resolve().parent / "results"
     (res_dir / f"{args.results}.json").write_text(json.dumps(stamp(res, prov), indent=2, default=float),
                                                   encoding="utf-8")
@@ -74,7 +100,12 @@ def main() -> None:
           f"{cfg.simulation.retrain_every}. Values: mean ± std over seeds; cum_welfare = sum over steps of "
           "welfare (all users); retention = active share over the last 10 % of steps; homogenisation = "
           "Jaccard of consumed sets at the end; min_group_ratio = worst gender/age group's cum_welfare / "
-          "all users'.", "", study_md, "",
+          "all users'.", ""]
+    if timing:
+        md += [f"Wall time {timing['wall_seconds'] / 60:.1f} min on {timing['cpus']} cores "
+               f"({'--ray' if timing['ray'] else 'in process'}), started {timing['started_utc']}; 1-minute load "
+               f"average median {timing['load_median']}, max {timing['load_max']} (sampled every 30 s).", ""]
+    md += [study_md, "",
           f"### `{args.policy}` vs the best other myopic non-oracle policy (tuned in world `{args.tuned_world}`)", "",
           "| world | baseline | welfare ratio (target ≥ 1.05) | homogenisation cut (target ≥ 20 %) |",
           "|---|---|---|---|"]

@@ -104,6 +104,27 @@ class Satiation(_Strict):
                                 "the item during the run) (z units)")
 
 
+class Bandit(_Strict):
+    """A contextual bandit trained in the simulator, on the clicks the policy observes
+    (Thompson sampling over a Bayesian linear click model, after Chapelle & Li 2011 / LinTS).
+    Every step each user's top-``pool`` base candidates are scored by ``theta_u . x``, x = (1,
+    z-scored base score, genre satiation of the user's recent clicks (fast and slow decay),
+    the user's skipped impressions of the item, the share of users who chose it during the run,
+    its popularity in the logged data); theta_u is drawn from the posterior of a global ridge
+    regression of click (1/0 per shown slot) on x, plus a per-user deviation shrunk toward it.
+    ``crowd_weight`` subtracts a fixed penalty on the crowd feature from the score (in units of
+    the score's per-user std): a homogenisation lever that clicks alone would never learn."""
+    prior: float = Field(1.0, gt=0, description="ridge precision of the global weights (prior mean: the base score)")
+    user_prior: float = Field(50.0, gt=0, description="precision shrinking each user's weights toward the global ones")
+    noise: float = Field(0.3, ge=0, description="Thompson posterior scale (0: greedy on the posterior mean)")
+    decay: float = Field(0.3, ge=0, le=1, description="fast forgetting of the genre-satiation feature")
+    slow_decay: float = Field(0.05, ge=0, le=1, description="slow forgetting of the second satiation feature")
+    skip_decay: float = Field(0.1, ge=0, le=1, description="forgetting of the skipped-impression feature")
+    crowd_weight: float = Field(0.0, ge=0, description="fixed penalty x log(1 + percent of users who chose the "
+                                "item during the run), in per-user score std units")
+    pool: int = Field(100, ge=1, le=1000, description="base candidates scored per user")
+
+
 class PolicySettings(_Strict):
     name: str = Field(..., min_length=1)
     model: str = Field(..., description="a registered longrec model name, 'random' or 'oracle'")
@@ -115,6 +136,8 @@ class PolicySettings(_Strict):
     fold_in: bool = Field(True, description="between retrainings pass the clicks since the last fit as "
                           "histories (as serving does); false: the model only sees them at the next retrain")
     satiation: Satiation | None = None
+    bandit: Bandit | None = Field(None, description="a contextual bandit over the model's candidates, "
+                                  "trained online on the simulated clicks (see Bandit)")
 
     @field_validator("rerank")
     @classmethod
@@ -143,16 +166,20 @@ class PolicySettings(_Strict):
         if self.model in BUILTIN_POLICIES:
             if self.params:
                 raise ValueError(f"the {self.model!r} policy takes no params")
-            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation):
-                raise ValueError("exploration, rerank or satiation on the random policy changes nothing; remove it")
-            if self.model == "oracle" and (self.rerank or self.satiation):
-                raise ValueError("rerank and satiation need a trained model policy, not the oracle")
+            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation
+                                           or self.bandit):
+                raise ValueError("exploration, rerank, satiation or bandit on the random policy changes nothing; "
+                                 "remove it")
+            if self.model == "oracle" and (self.rerank or self.satiation or self.bandit):
+                raise ValueError("rerank, satiation and bandit need a trained model policy, not the oracle")
             return self
+        if self.bandit is not None and self.satiation is not None:
+            raise ValueError("bandit already learns a genre-satiation weight; use bandit or satiation, not both")
         if self.rerank:
-            pool = max(100 if self.satiation else 0,
+            pool = max(100 if self.satiation else 0, self.bandit.pool if self.bandit else 0,
                        self.exploration.pool if self.exploration and self.exploration.kind == "softmax" else 0)
             if pool and self.candidates <= pool:
-                raise ValueError(f"rerank with satiation or softmax exploration re-ranks the top-{self.candidates} "
+                raise ValueError(f"rerank with satiation, bandit or softmax exploration re-ranks the top-{self.candidates} "
                                  f"into a pool of {pool}: it would keep every candidate and change nothing; set "
                                  f"candidates above {pool} (e.g. {2 * pool})")
         from longrec.models.base import make_config
