@@ -123,6 +123,9 @@ class Bandit(_Strict):
     crowd_weight: float = Field(0.0, ge=0, description="fixed penalty x log(1 + percent of users who chose the "
                                 "item during the run), in per-user score std units")
     pool: int = Field(100, ge=1, le=1000, description="base candidates scored per user")
+    features: list[Literal["satiation_fast", "satiation_slow", "skipped", "crowd", "log_popularity"]] = Field(
+        ["satiation_fast", "satiation_slow", "skipped", "crowd", "log_popularity"],
+        description="context features besides the bias and the base score (drop one to keep it out of the model)")
 
 
 class PolicySettings(_Strict):

@@ -245,6 +245,8 @@ class LinearBandit(_Wrapper):
         self.ub: np.ndarray | None = None   # (n_users, d) per-user X'r
         self.sat_fast = self.sat_slow = self.skipped = self.crowd = self.logpop = None
         self._last: tuple | None = None     # (users, candidates, features) of the last slate call
+        # features left out of the model stay 0 (their weight keeps its prior mean, 0)
+        self._mask = np.array([f in ("bias", "base_score") or f in settings.features for f in self.FEATURES], float)
 
     @property
     def weights(self) -> np.ndarray:
@@ -271,7 +273,7 @@ class LinearBandit(_Wrapper):
                       np.einsum("ng,npg->np", self.sat_fast[users], g),
                       np.einsum("ng,npg->np", self.sat_slow[users], g),
                       self.skipped[users[:, None], idx], np.log1p(share), self.logpop[idx]], axis=-1)
-        return x.astype(np.float64)
+        return x.astype(np.float64) * self._mask
 
     def _user_weights(self, rng, users: np.ndarray) -> np.ndarray:
         d = len(self.FEATURES)
@@ -300,7 +302,8 @@ class LinearBandit(_Wrapper):
             spread = np.sqrt(np.where(ok, (val - np.where(ok, val, 0).sum(1, keepdims=True)
                                            / np.maximum(ok.sum(1, keepdims=True), 1)) ** 2, 0).sum(1, keepdims=True)
                              / np.maximum(ok.sum(1, keepdims=True), 1))
-            val = val - self.s.crowd_weight * (spread + 1e-12) * x[..., 5]
+            share = self.crowd[np.maximum(cand, 0)] / max(1.0, len(users)) * 100.0
+            val = val - self.s.crowd_weight * (spread + 1e-12) * np.log1p(share)
         val = np.where(cand >= 0, val, -np.inf)
         self._last = (users.copy(), cand, x)
         pick = topk_rows(val, k)
