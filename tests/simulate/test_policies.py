@@ -162,6 +162,7 @@ def test_bandit_policy_runs_is_deterministic_and_learns(syn_dir, syn_world):
     pd.testing.assert_frame_equal(a, b)  # a pure function of (config, policy, seed)
     assert np.isfinite(a.loc[a.group == "all", "welfare"]).all()
     assert a.loc[a.group == "all", "welfare"].sum() > 0
+    assert set(a.attrs["learned_weights"]) == set(LinearBandit.FEATURES)  # recorded per run
     c = run_policy(cfg, syn_world, "bandit", 1)
     assert not np.allclose(a["welfare"].to_numpy(), c["welfare"].to_numpy())
     # its learned weights move with the feedback it observes

@@ -253,6 +253,10 @@ class LinearBandit(_Wrapper):
         """Posterior mean of the global weights (one per FEATURES entry)."""
         return np.linalg.solve(self.A, self.b)
 
+    def learned_weights(self) -> dict[str, float]:
+        """The global weights' posterior mean by feature name, rounded (for run records)."""
+        return {f: round(float(v), 5) for f, v in zip(self.FEATURES, self.weights)}
+
     def _init_state(self, world: World) -> None:
         d = len(self.FEATURES)
         self.sat_fast = np.zeros((world.n_users, world.genres.shape[1]), np.float32)
