@@ -222,3 +222,19 @@ def test_bandit_config_errors():
         parse_config({"policies": [{"name": "o", "model": "oracle", "bandit": {}}]})
     with pytest.raises(ConfigError):
         parse_config({"policies": [{"name": "x", "model": "ease", "bandit": {"noise": -1}}]})
+
+
+def test_policies_by_name_and_presets():
+    from longrec.simulate.config import POLICY_PRESETS
+
+    cfg = parse_config({"policies": ["itemknn", "long-term-bandit", "oracle",
+                                     {"name": "ease", "model": "ease", "params": EASE}]})
+    assert [p.name for p in cfg.policies] == ["itemknn", "long-term-bandit", "oracle", "ease"]
+    bandit = cfg.policy("long-term-bandit")
+    assert bandit.model == "itemknn" and bandit.bandit.crowd_weight == POLICY_PRESETS["long-term-bandit"]["bandit"]["crowd_weight"]
+    assert cfg.policy("itemknn").bandit is None and cfg.policy("itemknn").model == "itemknn"
+    for name in POLICY_PRESETS:
+        parse_config({"policies": [name]})
+    with pytest.raises(ConfigError) as e:
+        parse_config({"policies": ["long-term-bandits"]}, source="s.toml")
+    assert "unknown model 'long-term-bandits'" in str(e.value)

@@ -161,7 +161,8 @@ class PolicySettings(_Strict):
 
         key = v.strip().lower()
         if key not in MODELS and key not in BUILTIN_POLICIES:
-            raise ValueError(f"unknown model {v!r}; choose one of: {', '.join(sorted(MODELS) + list(BUILTIN_POLICIES))}")
+            raise ValueError(f"unknown model {v!r}; choose one of: {', '.join(sorted(MODELS) + list(BUILTIN_POLICIES))} "
+                             f"(a policy given by name may also be a preset: {', '.join(POLICY_PRESETS)})")
         return key
 
     @model_validator(mode="after")
@@ -235,6 +236,29 @@ class UserModel(_Strict):
     llm: LLMUsers = LLMUsers()
 
 
+# named policies a config may list by name (`policies = ["itemknn", "long-term-bandit"]`) instead of a
+# [[policies]] table; any registered model name, "random" or "oracle" works the same way. The long-term
+# presets are the tuned settings of docs/long-term.md (ease world, seeds 100-101, 250 users x 60 steps).
+POLICY_PRESETS: dict[str, dict[str, Any]] = {
+    "long-term": {"model": "itemknn", "satiation": {"weight": 4.0, "decay": 0.3}},
+    "long-term-crowd": {"model": "itemknn", "satiation": {"weight": 4.0, "decay": 0.3, "crowd_weight": 0.3},
+                        "exploration": {"kind": "softmax", "temperature": 0.3, "pool": 100}},
+    "long-term-bandit": {"model": "itemknn", "bandit": {
+        "crowd_weight": 0.4, "features": ["satiation_fast", "satiation_slow", "skipped", "crowd"]}},
+    "long-term-bandit-welfare": {"model": "itemknn", "bandit": {"crowd_weight": 0.0}},
+}
+
+
+def _policy_entry(entry: Any) -> Any:
+    """A policy given by name: a preset, or a model (registered, random, oracle) with its defaults."""
+    if not isinstance(entry, str):
+        return entry
+    key = entry.strip().lower()
+    if key in POLICY_PRESETS:
+        return {"name": key, **POLICY_PRESETS[key]}
+    return {"name": key, "model": key}  # the model validator names the choices when it is unknown
+
+
 class StudyWorld(WorldSettings):
     """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
@@ -251,6 +275,9 @@ class SimConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _inherit_world(cls, data: Any) -> Any:
+        # policies may be listed by name (strings) as well as tables
+        if isinstance(data, dict) and isinstance(data.get("policies"), list):
+            data = {**data, "policies": [_policy_entry(p) for p in data["policies"]]}
         # each [[worlds]] table starts from [world] (behaviour parameters are shared)
         if isinstance(data, dict) and isinstance(data.get("worlds"), list):
             base = data.get("world") or {}
