@@ -29,6 +29,12 @@ def main() -> None:
     ap.add_argument("--tuned-world", default="ease")
     ap.add_argument("--base", default="itemknn", help="the policy the long-term one wraps")
     ap.add_argument("--results", default="long_term_study", help="file name stem under bench/results/")
+    ap.add_argument("--record-load", action="store_true",
+                    help="record the simulation's wall time and the 1-minute load average every 30 s "
+                    "(written to OUT/timing.json, kept by a later --reuse)")
+    ap.add_argument("--worlds", nargs="+", default=None,
+                    help="run only these [[worlds]] into --out (a study split over several invocations); the "
+                    "summary covers every world of the config found in --out")
     args = ap.parse_args()
     prov = provenance()
     import pandas as pd
@@ -39,9 +45,53 @@ def main() -> None:
 
     out = Path(args.out)
     if not args.reuse:
-        simulate(args.config, out, use_ray=args.ray, log=print)
+        import os
+        import threading
+        import time
+
+        loads, done = [], threading.Event()
+
+        def sample() -> None:
+            while not done.wait(30.0):
+                loads.append(round(os.getloadavg()[0], 2))
+
+        if args.record_load:
+            threading.Thread(target=sample, daemon=True).start()
+        t0, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run_cfg = load_config(args.config)
+        if args.worlds:
+            run_cfg = run_cfg.model_copy(update={"worlds": [w for w in run_cfg.worlds if w.name in args.worlds]})
+        simulate(run_cfg, out, use_ray=args.ray, log=print)
+        done.set()
+        if args.record_load:
+            import statistics
+
+            timing = {"wall_seconds": round(time.perf_counter() - t0, 1), "started_utc": started,
+                      "cpus": os.cpu_count(), "ray": args.ray, "load_1min_every_30s": loads,
+                      "load_median": statistics.median(loads) if loads else None,
+                      "load_max": max(loads) if loads else None}
+            timing["worlds"] = args.worlds or [w.name for w in run_cfg.worlds]
+            tag = "_".join(args.worlds) if args.worlds else "all"
+            (out / f"timing_{tag}.json").write_text(json.dumps(timing, indent=2), encoding="utf-8")
+    timings = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(out.glob("timing_*.json"))]
+    timing = None
+    if timings:
+        import statistics
+
+        loads = [x for t in timings for x in t["load_1min_every_30s"]]
+        timing = {"wall_seconds": round(sum(t["wall_seconds"] for t in timings), 1), "parts": timings,
+                  "started_utc": ", ".join(t["started_utc"] for t in timings), "cpus": timings[0]["cpus"],
+                  "ray": all(t["ray"] for t in timings), "load_median": statistics.median(loads) if loads else None,
+                  "load_max": max(loads) if loads else None}
     cfg = load_config(args.config, check_dataset=False)
-    s = json.loads((out / "study.json").read_text(encoding="utf-8"))
+    # every world of the config with results in --out (a study may be split over invocations)
+    s = {"worlds": {}}
+    for w in cfg.worlds:
+        if (out / w.name / "metrics.parquet").is_file():
+            info = json.loads((out / w.name / "world.json").read_text(encoding="utf-8"))
+            s["worlds"][w.name] = {"family": w.family, **info.get("validation", {}), "seconds": info.get("total_seconds"),
+                                   "learned_weights": {f"{t['policy']}/{t['seed']}": t["learned_weights"]
+                                                       for t in info.get("tasks", []) if "learned_weights" in t}}
     # recomputed from the metrics (so a summary rule changed since the run applies)
     frames = [pd.read_parquet(out / w / "metrics.parquet").assign(world=w) for w in s["worlds"]]
     agg = study.aggregate(study.per_run(pd.concat(frames, ignore_index=True)))
@@ -64,7 +114,7 @@ def main() -> None:
                     "seeds": cfg.simulation.seeds, "policies": [p.name for p in cfg.policies]},
            "worlds": s["worlds"], "aggregate": s["aggregate"], "winners": s["winners"],
            "long_term_vs_best_myopic": cmp_all, "long_term_welfare_vs_its_base": vs_base, "tuned_world": args.tuned_world,
-           "targets_met_on_untuned_worlds": met}
+           "targets_met_on_untuned_worlds": met, "timing": timing}
     res_dir = Path(__file__).resolve().parent / "results"
     (res_dir / f"{args.results}.json").write_text(json.dumps(stamp(res, prov), indent=2, default=float),
                                                   encoding="utf-8")
@@ -74,7 +124,14 @@ def main() -> None:
           f"{cfg.simulation.retrain_every}. Values: mean ± std over seeds; cum_welfare = sum over steps of "
           "welfare (all users); retention = active share over the last 10 % of steps; homogenisation = "
           "Jaccard of consumed sets at the end; min_group_ratio = worst gender/age group's cum_welfare / "
-          "all users'.", "", study_md, "",
+          "all users'.", ""]
+    if timing:
+        md += [f"Wall time {timing['wall_seconds'] / 60:.1f} min on {timing['cpus']} cores "
+               f"({'--ray' if timing['ray'] else 'in process'}; {len(timing['parts'])} invocation(s): "
+               + ", ".join(f"{'+'.join(t['worlds'])} {t['wall_seconds'] / 60:.1f} min" for t in timing["parts"])
+               + f"), started {timing['started_utc']}; 1-minute load "
+               f"average median {timing['load_median']}, max {timing['load_max']} (sampled every 30 s).", ""]
+    md += [study_md, "",
           f"### `{args.policy}` vs the best other myopic non-oracle policy (tuned in world `{args.tuned_world}`)", "",
           "| world | baseline | welfare ratio (target ≥ 1.05) | homogenisation cut (target ≥ 20 %) |",
           "|---|---|---|---|"]

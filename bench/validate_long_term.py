@@ -32,6 +32,9 @@ def main() -> None:
     ap.add_argument("--tuned-world", default="ease")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="long_term_validation")
+    ap.add_argument("--policies-from", default=None,
+                    help="a TOML file whose [[policies]] tables are added to --config's (e.g. a tuned bandit)")
+    ap.add_argument("--tuning-seeds", default="100-101", help="for the report: the seeds tuning used")
     args = ap.parse_args()
     prov = provenance()
     import pandas as pd
@@ -41,6 +44,15 @@ def main() -> None:
     from longrec.simulate.loop import build_world, run_policy
 
     cfg = load_config(args.config)
+    if args.policies_from:
+        import tomllib
+
+        extra = tomllib.loads(Path(args.policies_from).read_text(encoding="utf-8"))["policies"]
+        have = {p.name for p in cfg.policies}
+        data = cfg.model_dump()
+        data["policies"] += [p for p in extra if p["name"] not in have]
+        cfg = type(cfg)(**data)
+    t_start = __import__("time").perf_counter()
     stored = pd.DataFrame(json.loads(Path(args.study).read_text(encoding="utf-8"))["aggregate"])
     frames = []
     for w in args.worlds:
@@ -54,6 +66,7 @@ def main() -> None:
             for (p, s), f in zip(jobs, futs):
                 frames.append(f.result().assign(world=w))
                 print(w, p, s, file=sys.stderr, flush=True)
+    wall = round(__import__("time").perf_counter() - t_start, 1)
     agg = study.aggregate(study.per_run(pd.concat(frames, ignore_index=True)))
     repro = {}
     for p in args.check:
@@ -82,12 +95,17 @@ def main() -> None:
                              "homogenisation_change": round(float(a["homogenisation"] / m["homogenisation"] - 1), 4)})
     for r in res_rows:
         r["targets_met"] = bool(r["welfare_ratio"] >= 1.05 and r["homogenisation_change"] <= -0.20)
-    res = {"config": args.config, "seeds": cfg.simulation.seeds, "tuned_world": args.tuned_world,
+    res = {"config": args.config, "policies_from": args.policies_from, "wall_seconds": wall,
+           "load_1min_at_end": round(__import__("os").getloadavg()[0], 2),
+           "size": {"users": cfg.simulation.max_users or "all", "steps": cfg.simulation.steps},
+           "seeds": cfg.simulation.seeds, "tuned_world": args.tuned_world,
            "rows": res_rows, "reproducibility_check": repro, "aggregate": agg.to_dict("records")}
     out = Path(__file__).resolve().parent / "results"
     (out / f"{args.out}.json").write_text(json.dumps(stamp(res, prov), indent=2, default=float), encoding="utf-8")
     md = [f"# Long-term-aware policies on held-out worlds and seeds ({cfg.simulation.name})", "", md_line(prov), "",
-          f"Seeds {cfg.simulation.seeds} (tuning used 100-101, world `{args.tuned_world}` only). Baseline: the "
+          f"Size: {res['size']['users']} users x {res['size']['steps']} steps; wall time {wall / 60:.1f} min "
+          f"({args.workers} workers). Seeds {cfg.simulation.seeds} (tuning used {args.tuning_seeds}, world "
+          f"`{args.tuned_world}` only). Baseline: the "
           f"best myopic non-oracle policy of `{args.study}` by cumulative welfare in that world (same config, "
           "worlds and seeds). Targets: welfare ratio ≥ 1.05 and homogenisation ≥ 20 % lower.", "",
           "| world | policy | cum. welfare | baseline (welfare) | welfare ratio | homogenisation (baseline) | "

@@ -46,8 +46,11 @@ def test_study_configs_are_valid():
         cfg = load_config(REPO / f, check_dataset=False)
         assert {w.family for w in cfg.worlds} == {"ease", "lowrank", "text"}
         names = {p.name for p in cfg.policies}
-        assert {"lm-linear", "lm-seq", "long-term", "ease+calibrated"} <= names and len(names) >= 8
+        assert {"lm-linear", "lm-seq", "long-term", "long-term-bandit", "ease+calibrated"} <= names and len(names) >= 8
+        assert cfg.policy("long-term-bandit").bandit is not None
         assert len(cfg.simulation.seeds) >= 3
+    full = load_config(REPO / "bench/long_term_study_full.toml", check_dataset=False)
+    assert full.simulation.max_users == 0 and full.simulation.steps == 200 and len(full.policies) >= 8
 
 
 def test_study_runs_every_world_and_summarises(syn_dir, tmp_path):

@@ -104,6 +104,30 @@ class Satiation(_Strict):
                                 "the item during the run) (z units)")
 
 
+class Bandit(_Strict):
+    """A contextual bandit trained in the simulator, on the clicks the policy observes
+    (Thompson sampling over a Bayesian linear click model, after Chapelle & Li 2011 / LinTS).
+    Every step each user's top-``pool`` base candidates are scored by ``theta_u . x``, x = (1,
+    z-scored base score, genre satiation of the user's recent clicks (fast and slow decay),
+    the user's skipped impressions of the item, the share of users who chose it during the run,
+    its popularity in the logged data); theta_u is drawn from the posterior of a global ridge
+    regression of click (1/0 per shown slot) on x, plus a per-user deviation shrunk toward it.
+    ``crowd_weight`` subtracts a fixed penalty on the crowd feature from the score (in units of
+    the score's per-user std): a homogenisation lever that clicks alone would never learn."""
+    prior: float = Field(1.0, gt=0, description="ridge precision of the global weights (prior mean: the base score)")
+    user_prior: float = Field(50.0, gt=0, description="precision shrinking each user's weights toward the global ones")
+    noise: float = Field(0.3, ge=0, description="Thompson posterior scale (0: greedy on the posterior mean)")
+    decay: float = Field(0.3, ge=0, le=1, description="fast forgetting of the genre-satiation feature")
+    slow_decay: float = Field(0.05, ge=0, le=1, description="slow forgetting of the second satiation feature")
+    skip_decay: float = Field(0.1, ge=0, le=1, description="forgetting of the skipped-impression feature")
+    crowd_weight: float = Field(0.0, ge=0, description="fixed penalty x log(1 + percent of users who chose the "
+                                "item during the run), in per-user score std units")
+    pool: int = Field(100, ge=1, le=1000, description="base candidates scored per user")
+    features: list[Literal["satiation_fast", "satiation_slow", "skipped", "crowd", "log_popularity"]] = Field(
+        ["satiation_fast", "satiation_slow", "skipped", "crowd", "log_popularity"],
+        description="context features besides the bias and the base score (drop one to keep it out of the model)")
+
+
 class PolicySettings(_Strict):
     name: str = Field(..., min_length=1)
     model: str = Field(..., description="a registered longrec model name, 'random' or 'oracle'")
@@ -115,6 +139,8 @@ class PolicySettings(_Strict):
     fold_in: bool = Field(True, description="between retrainings pass the clicks since the last fit as "
                           "histories (as serving does); false: the model only sees them at the next retrain")
     satiation: Satiation | None = None
+    bandit: Bandit | None = Field(None, description="a contextual bandit over the model's candidates, "
+                                  "trained online on the simulated clicks (see Bandit)")
 
     @field_validator("rerank")
     @classmethod
@@ -135,7 +161,8 @@ class PolicySettings(_Strict):
 
         key = v.strip().lower()
         if key not in MODELS and key not in BUILTIN_POLICIES:
-            raise ValueError(f"unknown model {v!r}; choose one of: {', '.join(sorted(MODELS) + list(BUILTIN_POLICIES))}")
+            raise ValueError(f"unknown model {v!r}; choose one of: {', '.join(sorted(MODELS) + list(BUILTIN_POLICIES))} "
+                             f"(a policy given by name may also be a preset: {', '.join(POLICY_PRESETS)})")
         return key
 
     @model_validator(mode="after")
@@ -143,16 +170,20 @@ class PolicySettings(_Strict):
         if self.model in BUILTIN_POLICIES:
             if self.params:
                 raise ValueError(f"the {self.model!r} policy takes no params")
-            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation):
-                raise ValueError("exploration, rerank or satiation on the random policy changes nothing; remove it")
-            if self.model == "oracle" and (self.rerank or self.satiation):
-                raise ValueError("rerank and satiation need a trained model policy, not the oracle")
+            if self.model == "random" and (self.exploration is not None or self.rerank or self.satiation
+                                           or self.bandit):
+                raise ValueError("exploration, rerank, satiation or bandit on the random policy changes nothing; "
+                                 "remove it")
+            if self.model == "oracle" and (self.rerank or self.satiation or self.bandit):
+                raise ValueError("rerank, satiation and bandit need a trained model policy, not the oracle")
             return self
+        if self.bandit is not None and self.satiation is not None:
+            raise ValueError("bandit already learns a genre-satiation weight; use bandit or satiation, not both")
         if self.rerank:
-            pool = max(100 if self.satiation else 0,
+            pool = max(100 if self.satiation else 0, self.bandit.pool if self.bandit else 0,
                        self.exploration.pool if self.exploration and self.exploration.kind == "softmax" else 0)
             if pool and self.candidates <= pool:
-                raise ValueError(f"rerank with satiation or softmax exploration re-ranks the top-{self.candidates} "
+                raise ValueError(f"rerank with satiation, bandit or softmax exploration re-ranks the top-{self.candidates} "
                                  f"into a pool of {pool}: it would keep every candidate and change nothing; set "
                                  f"candidates above {pool} (e.g. {2 * pool})")
         from longrec.models.base import make_config
@@ -205,6 +236,29 @@ class UserModel(_Strict):
     llm: LLMUsers = LLMUsers()
 
 
+# named policies a config may list by name (`policies = ["itemknn", "long-term-bandit"]`) instead of a
+# [[policies]] table; any registered model name, "random" or "oracle" works the same way. The long-term
+# presets are the tuned settings of docs/long-term.md (ease world, seeds 100-101, 250 users x 60 steps).
+POLICY_PRESETS: dict[str, dict[str, Any]] = {
+    "long-term": {"model": "itemknn", "satiation": {"weight": 4.0, "decay": 0.3}},
+    "long-term-crowd": {"model": "itemknn", "satiation": {"weight": 4.0, "decay": 0.3, "crowd_weight": 0.3},
+                        "exploration": {"kind": "softmax", "temperature": 0.3, "pool": 100}},
+    "long-term-bandit": {"model": "itemknn", "bandit": {
+        "crowd_weight": 0.4, "features": ["satiation_fast", "satiation_slow", "skipped", "crowd"]}},
+    "long-term-bandit-welfare": {"model": "itemknn", "bandit": {"crowd_weight": 0.0}},
+}
+
+
+def _policy_entry(entry: Any) -> Any:
+    """A policy given by name: a preset, or a model (registered, random, oracle) with its defaults."""
+    if not isinstance(entry, str):
+        return entry
+    key = entry.strip().lower()
+    if key in POLICY_PRESETS:
+        return {"name": key, **POLICY_PRESETS[key]}
+    return {"name": key, "model": key}  # the model validator names the choices when it is unknown
+
+
 class StudyWorld(WorldSettings):
     """One world of a study: `[world]`'s fields overridden by this `[[worlds]]` table."""
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="folder name of its results")
@@ -221,6 +275,9 @@ class SimConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _inherit_world(cls, data: Any) -> Any:
+        # policies may be listed by name (strings) as well as tables
+        if isinstance(data, dict) and isinstance(data.get("policies"), list):
+            data = {**data, "policies": [_policy_entry(p) for p in data["policies"]]}
         # each [[worlds]] table starts from [world] (behaviour parameters are shared)
         if isinstance(data, dict) and isinstance(data.get("worlds"), list):
             base = data.get("world") or {}

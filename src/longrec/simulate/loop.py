@@ -132,6 +132,9 @@ def run_policy(cfg: SimConfig, world: World, policy_name: str, seed: int,
     df.attrs["fit_seconds"] = round(fit_seconds, 2)
     if llm is not None:
         df.attrs["llm_users"] = llm.summary()
+    learned = getattr(policy, "learned_weights", None)
+    if learned is not None:  # a policy that learns during the run (the bandit): its final weights
+        df.attrs["learned_weights"] = learned()
     return df
 
 
@@ -141,8 +144,9 @@ def _task(cfg_data: dict, world: World, policy_name: str, seed: int) -> tuple[pd
     df = run_policy(cfg, world, policy_name, seed)
     info = {"policy": policy_name, "seed": seed, "seconds": df.attrs["seconds"],
             "fit_seconds": df.attrs["fit_seconds"]}
-    if "llm_users" in df.attrs:
-        info["llm_users"] = df.attrs["llm_users"]
+    for key in ("llm_users", "learned_weights"):
+        if key in df.attrs:
+            info[key] = df.attrs[key]
     return df, info
 
 
