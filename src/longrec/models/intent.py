@@ -22,7 +22,8 @@ values such as genres or classes, with plurals and the synonyms of `longrec.mode
 "funny" -> comedy, "scary" -> horror, and people such as authors or publishers, as the item table
 spells them). Items carrying a recognised attribute pass the gate and get `+attribute_weight`
 (in the standard deviations of the fused score); an attribute negated just before it ("no
-horror", "not too scary", "less violent") gets `-attribute_weight` instead. This reads only the
+horror", "not too scary", "less violent") gets `-attribute_weight` instead and does not pass the
+gate (a sentence saying "no horror" embeds close to horror items). This reads only the
 sentence and the item table; a sentence with no recognised word is fused exactly as without it.
 
 The defaults (gate, weight, attribute weight) are the best of a grid on ml-100k P1 valid
@@ -61,14 +62,16 @@ def fuse(S: np.ndarray, R: np.ndarray, allowed: np.ndarray, query_weight: float,
          prior: np.ndarray | None = None, attribute_weight: float = 0.0) -> np.ndarray:
     """The fused rows for model scores S and query–item similarities R (same shape): z(S) +
     w z(R) over the allowed items, -inf outside the query's gate (its top `query_gate` share by R).
-    prior (same shape, values in {-1, 0, +1}; `attribute_prior`): + attribute_weight * prior, and
-    the items with prior > 0 pass the gate whatever their R."""
+    prior (same shape, values in {-1, 0, +1}; `attribute_prior`): + attribute_weight * prior; the
+    items with prior > 0 pass the gate whatever their R, those with prior < 0 only when no gate."""
     rows = _z(S, allowed) + float(query_weight) * _z(R, allowed)
     use_prior = prior is not None and float(attribute_weight) != 0.0
     if use_prior:
         rows += float(attribute_weight) * prior
     if query_gate < 1.0:
         vals = np.where(allowed, R, -np.inf)
+        if use_prior:  # what the sentence rules out does not pass its gate by text likeness
+            vals = np.where(prior < 0, -np.inf, vals)
         n_keep = max(1, int(np.ceil(float(query_gate) * allowed.sum())))
         thr = -np.partition(-vals, n_keep - 1, axis=1)[:, n_keep - 1:n_keep]
         out = vals < thr
