@@ -42,10 +42,10 @@ from longrec.errors import LongrecError
 from longrec.topk import topk
 
 #: fused = z(model) + w z(text) over the gate; both chosen on ml-100k P1 valid (bench/intent.py)
-DEFAULT_QUERY_WEIGHT = 0.5
-DEFAULT_QUERY_GATE = 0.4
+DEFAULT_QUERY_WEIGHT = 0.25
+DEFAULT_QUERY_GATE = 0.3
 #: the attribute prior (standard deviations of the fused score); chosen on ml-100k P1 valid
-DEFAULT_ATTRIBUTE_WEIGHT = 1.0
+DEFAULT_ATTRIBUTE_WEIGHT = 2.0
 
 
 def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
