@@ -230,9 +230,46 @@ def _recs(model, ids, F, hist) -> pd.DataFrame:
                          "rank": np.tile(np.arange(1, 11), len(ids))[ok.ravel()]})
 
 
+class _Scorer:
+    """NDCG@10 and attribute share straight from score rows (the valid grid: no DataFrames);
+    the same figures `ndcg(_recs(...))` and `attr_share(_recs(...))` give."""
+
+    def __init__(self, model, ids, hist, truth: dict, attrs: dict):
+        n_items = len(model.vocab_.items.ids)
+        self.seen = (np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices)
+        self.rel = np.zeros((len(ids), n_items), dtype=bool)
+        self.has = np.zeros((len(ids), n_items), dtype=bool)
+        by_attr: dict[str, np.ndarray] = {}
+        item_ids = model.vocab_.items.ids
+        for r, u in enumerate(ids):
+            a, items = truth[u]
+            j = model.vocab_.items.lookup(list(items))
+            self.rel[r, j[j >= 0]] = True
+            if a not in by_attr:
+                by_attr[a] = np.array([a in attrs.get(i, []) for i in item_ids], dtype=bool)
+            self.has[r] = by_attr[a]
+        disc = 1.0 / np.log2(np.arange(2, 12))
+        self.disc = disc
+        self.ideal = np.array([disc[:min(len(truth[u][1]), 10)].sum() for u in ids])
+
+    def __call__(self, F: np.ndarray) -> tuple[float, float]:
+        from longrec.topk import topk
+
+        F = F.copy()
+        F[self.seen] = -np.inf
+        top, vals = topk(F, 10)
+        ok = np.isfinite(vals)
+        rows = np.arange(len(F))[:, None]
+        hits = self.rel[rows, top] & ok
+        nd = (hits * self.disc[:top.shape[1]]).sum(1) / np.where(self.ideal > 0, self.ideal, 1.0)
+        share = float(self.has[rows, top][ok].mean()) if ok.any() else 0.0
+        return float(nd.mean()), share
+
+
 def run_grid(model, hist, truth_df, attrs, fams, grid, encoder) -> dict:
     """Valid-stage grid search: the model's scores and the query similarities once per phrasing,
-    then `longrec.models.intent.fuse` (the library's own fusion) for every (gate, weight)."""
+    then `longrec.models.intent.fuse` (the library's own fusion) for every (gate, weight,
+    attribute weight)."""
     from longrec.models.intent import attribute_prior, fuse, item_text_vectors, query_vectors
 
     truth = intents(truth_df, attrs)
@@ -240,16 +277,15 @@ def run_grid(model, hist, truth_df, attrs, fams, grid, encoder) -> dict:
     S = model.score_batch(uidx, h).astype(np.float64)
     T = item_text_vectors(model, encoder)
     allowed = np.ones(S.shape[1], dtype=bool)
-    out = {"n_users": len(ids), "model-only": ndcg(_recs(model, ids, S, h), truth), "families": {}}
+    score = _Scorer(model, ids, h, truth, attrs)
+    out = {"n_users": len(ids), "model-only": score(S)[0], "families": {}}
     for fam, phrase in fams.items():
         texts = [phrase(u, truth[u][0]) for u in ids]
         R = (query_vectors(texts, encoder) @ T.T).astype(np.float64)
         P, _ = attribute_prior(model, texts)
-        row = {"text-only": ndcg(_recs(model, ids, R, h), truth)}
+        row = {"text-only": score(R)[0]}
         for g, w, a in grid:
-            recs = _recs(model, ids, fuse(S, R, allowed, w, g, P, a), h)
-            row[f"fused@{g},{w},{a}"] = ndcg(recs, truth)
-            row[f"share@{g},{w},{a}"] = attr_share(recs, truth, attrs)
+            row[f"fused@{g},{w},{a}"], row[f"share@{g},{w},{a}"] = score(fuse(S, R, allowed, w, g, P, a))
         out["families"][fam] = row
     return out
 
