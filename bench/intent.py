@@ -11,7 +11,8 @@ that have the attribute. Compared, by NDCG@10 against that truth:
 
 The fusion weight is chosen on valid (history = train, truth = valid items) and reported on test
 (history = train + valid). Also reported: the share of fused top-10 items that carry the intent's
-attribute.
+attribute, and the fused list without the attribute prior (attribute_weight 0: the sentence only
+through its embedding). text-only is the query's embedding alone (no attribute prior).
 
     LONGREC_DATA_DIR=../shared/datasets python bench/intent.py --dataset ml-100k --model lm-linear
     LONGREC_DATA_DIR=../shared/datasets python bench/intent.py --dataset b1 --model itemknn
@@ -32,7 +33,9 @@ import pandas as pd
 from _provenance import md_line, provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
-GRID = [(g, w) for g in (0.3, 0.4, 0.5, 1.0) for w in (0.25, 0.5, 1.0)]  # (query_gate, query_weight)
+ATTRIBUTE_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+# (query_gate, query_weight, attribute_weight)
+GRID = [(g, w, a) for g in (0.3, 0.4, 0.5, 1.0) for w in (0.25, 0.5, 1.0) for a in ATTRIBUTE_WEIGHTS]
 GENRE_WORDS = {"Children's": "children's", "Sci-Fi": "science fiction", "Film-Noir": "film noir"}
 TEMPLATES = {
     "ml-100k": {
@@ -227,24 +230,62 @@ def _recs(model, ids, F, hist) -> pd.DataFrame:
                          "rank": np.tile(np.arange(1, 11), len(ids))[ok.ravel()]})
 
 
+class _Scorer:
+    """NDCG@10 and attribute share straight from score rows (the valid grid: no DataFrames);
+    the same figures `ndcg(_recs(...))` and `attr_share(_recs(...))` give."""
+
+    def __init__(self, model, ids, hist, truth: dict, attrs: dict):
+        n_items = len(model.vocab_.items.ids)
+        self.seen = (np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices)
+        self.rel = np.zeros((len(ids), n_items), dtype=bool)
+        self.has = np.zeros((len(ids), n_items), dtype=bool)
+        by_attr: dict[str, np.ndarray] = {}
+        item_ids = model.vocab_.items.ids
+        for r, u in enumerate(ids):
+            a, items = truth[u]
+            j = model.vocab_.items.lookup(list(items))
+            self.rel[r, j[j >= 0]] = True
+            if a not in by_attr:
+                by_attr[a] = np.array([a in attrs.get(i, []) for i in item_ids], dtype=bool)
+            self.has[r] = by_attr[a]
+        disc = 1.0 / np.log2(np.arange(2, 12))
+        self.disc = disc
+        self.ideal = np.array([disc[:min(len(truth[u][1]), 10)].sum() for u in ids])
+
+    def __call__(self, F: np.ndarray) -> tuple[float, float]:
+        from longrec.topk import topk
+
+        F = F.copy()
+        F[self.seen] = -np.inf
+        top, vals = topk(F, 10)
+        ok = np.isfinite(vals)
+        rows = np.arange(len(F))[:, None]
+        hits = self.rel[rows, top] & ok
+        nd = (hits * self.disc[:top.shape[1]]).sum(1) / np.where(self.ideal > 0, self.ideal, 1.0)
+        share = float(self.has[rows, top][ok].mean()) if ok.any() else 0.0
+        return float(nd.mean()), share
+
+
 def run_grid(model, hist, truth_df, attrs, fams, grid, encoder) -> dict:
     """Valid-stage grid search: the model's scores and the query similarities once per phrasing,
-    then `longrec.models.intent.fuse` (the library's own fusion) for every (gate, weight)."""
-    from longrec.models.intent import fuse, item_text_vectors, query_vectors
+    then `longrec.models.intent.fuse` (the library's own fusion) for every (gate, weight,
+    attribute weight)."""
+    from longrec.models.intent import attribute_prior, fuse, item_text_vectors, query_vectors
 
     truth = intents(truth_df, attrs)
     ids, uidx, h = model.histories(list(truth), hist)
     S = model.score_batch(uidx, h).astype(np.float64)
     T = item_text_vectors(model, encoder)
     allowed = np.ones(S.shape[1], dtype=bool)
-    out = {"n_users": len(ids), "model-only": ndcg(_recs(model, ids, S, h), truth), "families": {}}
+    score = _Scorer(model, ids, h, truth, attrs)
+    out = {"n_users": len(ids), "model-only": score(S)[0], "families": {}}
     for fam, phrase in fams.items():
-        R = (query_vectors([phrase(u, truth[u][0]) for u in ids], encoder) @ T.T).astype(np.float64)
-        row = {"text-only": ndcg(_recs(model, ids, R, h), truth)}
-        for g, w in grid:
-            recs = _recs(model, ids, fuse(S, R, allowed, w, g), h)
-            row[f"fused@{g},{w}"] = ndcg(recs, truth)
-            row[f"share@{g},{w}"] = attr_share(recs, truth, attrs)
+        texts = [phrase(u, truth[u][0]) for u in ids]
+        R = (query_vectors(texts, encoder) @ T.T).astype(np.float64)
+        P, _ = attribute_prior(model, texts)
+        row = {"text-only": score(R)[0]}
+        for g, w, a in grid:
+            row[f"fused@{g},{w},{a}"], row[f"share@{g},{w},{a}"] = score(fuse(S, R, allowed, w, g, P, a))
         out["families"][fam] = row
     return out
 
@@ -263,20 +304,23 @@ def run_stage(model, hist: pd.DataFrame, truth_df: pd.DataFrame, attrs: dict, fa
         q = {u: phrase(u, truth[u][0]) for u in users}
         # text-only: the query's ranking (the model only breaks exact ties)
         text_only = recommend_with_queries(model, users=users, histories=hist, queries=q, k=10, query_weight=1e6,
-                                           query_gate=1.0, encoder=encoder)
+                                           query_gate=1.0, encoder=encoder, attribute_weight=0.0)
         row = {"text-only": ndcg(text_only, truth), "text-only share": attr_share(text_only, truth, attrs)}
-        for g, w in grid:
+        for g, w, a in grid:
             fused = recommend_with_queries(model, users=users, histories=hist, queries=q, k=10, query_weight=w,
-                                           query_gate=g, encoder=encoder)
-            row[f"fused@{g},{w}"] = ndcg(fused, truth)
-            row[f"share@{g},{w}"] = attr_share(fused, truth, attrs)
+                                           query_gate=g, encoder=encoder, attribute_weight=a)
+            row[f"fused@{g},{w},{a}"] = ndcg(fused, truth)
+            row[f"share@{g},{w},{a}"] = attr_share(fused, truth, attrs)
+            named = fused.attrs.get("query_attributes", {})
+            row[f"named@{g},{w},{a}"] = float(np.mean([bool(named.get(u)) for u in users])) if users else 0.0
         out["families"][fam] = row
     return out
 
 
 GRIDS = {"ml-100k": GRID,
          # author intents pick far fewer items than a genre: smaller gates and larger weights too
-         "wide": [(g, w) for g in (0.02, 0.05, 0.1, 0.2, 0.4, 1.0) for w in (0.5, 1.0, 2.0, 4.0)]}
+         "wide": [(g, w, a) for g in (0.02, 0.05, 0.1, 0.2, 0.4, 1.0) for w in (0.5, 1.0, 2.0, 4.0)
+                  for a in ATTRIBUTE_WEIGHTS]}
 
 
 def chunked_stage(model, hist, truth_df, attrs, fams, grid, encoder, chunk: int = 1000) -> dict:
@@ -324,18 +368,20 @@ def main() -> None:
     else:
         vtruth = parts["valid"]
     valid = run_grid(model, None, vtruth, attrs, fams, grid, args.encoder)
-    mean_valid = {gw: np.mean([r[f"fused@{gw[0]},{gw[1]}"] for r in valid["families"].values()]) for gw in grid}
+    mean_valid = {gw: np.mean([r["fused@{},{},{}".format(*gw)] for r in valid["families"].values()]) for gw in grid}
     best = max(grid, key=lambda gw: mean_valid[gw])
-    key = f"{best[0]},{best[1]}"
+    best0 = max((gw for gw in grid if gw[2] == 0.0), key=lambda gw: mean_valid[gw])  # without the prior
+    key, key0 = "{},{},{}".format(*best), "{},{},{}".format(*best0)
     ttruth = parts["test"]
     tusers = sorted(intents(ttruth, attrs), key=str)
     if args.test_users is not None and len(tusers) > args.test_users:
         keep = set(np.random.default_rng(0).choice(np.array(tusers, dtype=object), args.test_users, replace=False))
         ttruth = ttruth[ttruth["user_id"].isin(keep)]
-    test = chunked_stage(model, parts["valid"], ttruth, attrs, fams, [best], args.encoder)
+    test = chunked_stage(model, parts["valid"], ttruth, attrs, fams, list(dict.fromkeys([best, best0])), args.encoder)
     rec = {"provenance": provenance(), "dataset": args.dataset, "model": args.model, "config": json.loads(args.config),
-           "encoder": args.encoder, "grid_on_valid": {f"gate {g}, weight {w}": round(v, 4) for (g, w), v in mean_valid.items()},
-           "chosen": {"query_gate": best[0], "query_weight": best[1]}, "valid": valid, "test": test,
+           "encoder": args.encoder, "grid_on_valid": {f"gate {g}, weight {w}, attribute {a}": round(v, 4) for (g, w, a), v in mean_valid.items()},
+           "chosen": {"query_gate": best[0], "query_weight": best[1], "attribute_weight": best[2]},
+           "chosen_without_prior": {"query_gate": best0[0], "query_weight": best0[1]}, "valid": valid, "test": test,
            "phrasings": labels, "generated": gen_rec.get("paraphrases"),
            "generation": {k: gen_rec.get(k) for k in ("generator", "calls", "seconds")} if gen_rec else None,
            "rejected_generations": len(gen_rec.get("rejected", [])) if gen_rec else None,
@@ -346,17 +392,24 @@ def main() -> None:
     attr = {"ml-100k": "genre", "b1": "author"}[args.dataset]
     md = [f"# Intent benchmark: {args.dataset}, {args.model}", "", md_line(rec["provenance"]), "",
           f"Intent: the {attr} most common among each user's held-out items; truth: those items with it. "
-          f"Gate and weight chosen on valid ({valid['n_users']} users) by mean NDCG@10 over phrasings: "
-          f"query_gate = {best[0]}, query_weight = {best[1]} (valid means: "
-          f"{', '.join(f'{g}/{w}: {v:.4f}' for (g, w), v in mean_valid.items())}). Test, {test['n_users']} users "
-          f"(model-only top-10 with the attribute: {test['model-only share']:.0%}):", "",
-          "| phrasing | text-only | model-only | fused | fused / best single | fused top-10 with the attribute |",
-          "|---|---|---|---|---|---|"]
+          f"Gate, weight and attribute weight chosen on valid ({valid['n_users']} users) by mean NDCG@10 over "
+          f"phrasings: query_gate = {best[0]}, query_weight = {best[1]}, attribute_weight = {best[2]} (best valid "
+          f"means: " + ", ".join(f"{g}/{w}/{a}: {v:.4f}" for (g, w, a), v in
+                                 sorted(mean_valid.items(), key=lambda t: -t[1])[:6])
+          + f"; without the attribute prior the best is {best0[0]}/{best0[1]}: {mean_valid[best0]:.4f}; all "
+          f"{len(grid)} in the JSON). Test, {test['n_users']} users (model-only top-10 with the attribute: "
+          f"{test['model-only share']:.0%}). text-only: the query's embedding alone; fused, no prior: "
+          f"attribute_weight 0 at its own best gate/weight on valid; named: users whose sentence named a "
+          f"catalogue attribute:", "",
+          "| phrasing | text-only | model-only | fused, no prior | fused | fused / best single | "
+          "fused top-10 with the attribute | named |",
+          "|---|---|---|---|---|---|---|---|"]
     for fam, r in test["families"].items():
         f = r[f"fused@{key}"]
         single = max(r["text-only"], test["model-only"])
-        md.append(f"| {fam} ({labels[fam]}) | {r['text-only']:.4f} | {test['model-only']:.4f} | **{f:.4f}** | "
-                  f"{f / single:.2f}x | {r[f'share@{key}']:.0%} |")
+        md.append(f"| {fam} ({labels[fam]}) | {r['text-only']:.4f} | {test['model-only']:.4f} | "
+                  f"{r[f'fused@{key0}']:.4f} | **{f:.4f}** | {f / single:.2f}x | {r[f'share@{key}']:.0%} | "
+                  f"{r[f'named@{key}']:.0%} |")
     if gen_rec:
         md += ["", f"Generated paraphrases: {gen_rec.get('generator')}, {gen_rec.get('calls')} calls "
                f"({gen_rec.get('seconds')} s), {len(gen_rec.get('rejected', []))} lines rejected (too short/long, "

@@ -105,3 +105,68 @@ def test_model_recommend_takes_queries_and_refine(world, monkeypatch):
     refined = model.recommend(users=[1], queries={1: "a funny comedy"}, refine="like the third one", k=5)
     assert refined.attrs["refinement"][1][0]["applied"]
     assert model.recommend(users=[1], k=5)["item_id"].tolist() == real(model, users=[1], k=5, encoder="hash")["item_id"].tolist()
+
+
+@pytest.fixture
+def genre_world():
+    """Items whose titles say nothing of their genre (the genre is a column only); users like
+    one genre (odd users horror, even users comedy)."""
+    rng = np.random.default_rng(1)
+    items = pd.DataFrame({"item_id": np.arange(1, 41), "title": [f"Picture {i}" for i in range(1, 41)],
+                          "genre": ["Comedy" if i % 2 else "Horror" for i in range(1, 41)]})
+    rows = []
+    for u in range(1, 31):
+        for i in rng.choice(np.arange(1 + (u % 2), 41, 2), 6, replace=False):
+            rows.append((u, int(i)))
+    from longrec.models.ease import EASE
+
+    return EASE(l2=10.0, tune_l2=False).fit(Dataset(pd.DataFrame(rows, columns=["user_id", "item_id"]), items=items)), items
+
+
+def test_a_recognised_attribute_raises_matching_items(genre_world):
+    model, _ = genre_world
+    user = 1  # likes horror (even items)
+    off = recommend_with_queries(model, users=[user], queries={user: "something funny tonight"}, k=5, encoder="hash",
+                                 attribute_weight=0.0)
+    on = recommend_with_queries(model, users=[user], queries={user: "something funny tonight"}, k=5, encoder="hash",
+                                attribute_weight=3.0)
+    assert on.attrs["query_attributes"][user] == ["comedy"]  # "funny" is a synonym of the genre column's value
+    assert on["item_id"].mod(2).eq(1).all()  # all comedies (odd) for a horror fan
+    assert on["item_id"].mod(2).eq(1).sum() > off["item_id"].mod(2).eq(1).sum()
+
+
+def test_a_negated_attribute_lowers_matching_items(genre_world):
+    model, _ = genre_world
+    user = 1
+    plain = recommend_with_queries(model, users=[user], queries={user: "a picture for tonight"}, k=5, encoder="hash")
+    no = recommend_with_queries(model, users=[user], queries={user: "a picture for tonight, no horror"}, k=5,
+                                encoder="hash", attribute_weight=3.0)
+    assert no.attrs["query_attributes"][user] == ["not horror"]
+    assert no["item_id"].mod(2).eq(0).sum() < plain["item_id"].mod(2).eq(0).sum()
+
+
+def test_an_unknown_word_changes_nothing(genre_world):
+    model, _ = genre_world
+    q = {1: "qwzx blorp", 2: "something for the weekend"}
+    on = recommend_with_queries(model, users=[1, 2], queries=q, k=8, encoder="hash")
+    off = recommend_with_queries(model, users=[1, 2], queries=q, k=8, encoder="hash", attribute_weight=0.0)
+    assert on.attrs["query_attributes"] == {1: [], 2: []}
+    pd.testing.assert_frame_equal(on, off)
+    with pytest.raises(LongrecError):
+        recommend_with_queries(model, users=[1], queries=q, encoder="hash", attribute_weight=-1.0)
+
+
+def test_query_attributes_reads_people_and_negation():
+    from longrec.models.intent import query_attributes
+    from longrec.models.refine import Catalog
+
+    items = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "title": ["One", "Two", "Three", "Four"],
+                          "author": ["Stephen King", "Stephen King", "Vintage", "Agatha Christie"]})
+    cat = Catalog.from_items(items["item_id"].to_numpy(), items)
+    got = query_attributes("I want to read a book by Stephen King", cat)
+    assert [(lab, list(m), s) for lab, m, s in got] == [("author stephen king", [True, True, False, False], 1)]
+    assert query_attributes("a vintage paperback", cat) == []  # a one-word name needs its capital
+    assert [lab for lab, _, _ in query_attributes("Something by Vintage", cat)] == ["author vintage"]
+    assert [s for _, _, s in query_attributes("anything but not Agatha Christie", cat)] == [-1]
+    # a negation further back does not flip it: "I have not read any Agatha Christie" asks for her
+    assert [s for _, _, s in query_attributes("I have not read any Agatha Christie books", cat)] == [1]

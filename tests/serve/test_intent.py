@@ -194,3 +194,37 @@ def test_pitch_on_fused_results(iclient, world_dir, tmp_path, monkeypatch):
                                    "--pitch", "--output", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p.csv")["pitch"].tolist() == [it["pitch"] for it in r["items"]]
+
+
+def test_attribute_prior_same_in_library_and_api(make_client, tmp_path, monkeypatch):
+    """A sentence naming a genre of the item table: /recommend and `longrec ask` give the
+    library's list, and ask says what it read."""
+    from longrec.cli.main import app
+    from longrec.data.dataset import Dataset
+    from longrec.models import intent
+    from longrec.models import Recommender
+    from longrec.models.ease import EASE
+    from longrec.models.intent import recommend_with_queries
+
+    rng = np.random.default_rng(1)
+    items = pd.DataFrame({"item_id": np.arange(1, 41), "title": [f"Picture {i}" for i in range(1, 41)],
+                          "genre": ["Comedy" if i % 2 else "Horror" for i in range(1, 41)]})
+    rows = [(u, int(i)) for u in range(1, 31) for i in rng.choice(np.arange(1 + (u % 2), 41, 2), 6, replace=False)]
+    d = tmp_path / "g"
+    EASE(l2=10.0, tune_l2=False).fit(Dataset(pd.DataFrame(rows, columns=["user_id", "item_id"]), items=items)).save(d)
+    c = make_client(model=d)
+    lib = Recommender.load(d)
+    for text in ("something funny", "a picture, no horror", "qwzx blorp"):
+        got = recommend_with_queries(lib, users=[1], queries={1: text}, k=6, encoder="hash")
+        want = got["item_id"].tolist()
+        assert got.attrs["query_attributes"][1] == {"something funny": ["comedy"], "qwzx blorp": [],
+                                                     "a picture, no horror": ["not horror"]}[text]
+        assert ids(c.post("/recommend", json={"user_id": 1, "text": text, "k": 6})) == want, text
+    real = intent.recommend_with_queries
+    monkeypatch.setattr(intent, "recommend_with_queries", lambda *a, **kw: real(*a, **{**kw, "encoder": "hash"}))
+    res = CliRunner().invoke(app, ["ask", "something funny", "--model", str(d), "--user", "1", "--k", "6",
+                                   "--output", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "a.csv")["item_id"].tolist() == \
+        recommend_with_queries(lib, users=[1], queries={1: "something funny"}, k=6, encoder="hash")["item_id"].tolist()
+    assert "read from the sentence: comedy" in " ".join(res.output.split())

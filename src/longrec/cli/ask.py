@@ -180,6 +180,9 @@ def _ask_fused(text: str, model: Optional[Path], user, history, k: int, candidat
 
     console.print(f"wrote {len(recs)} recommendations to {escape(str(output))} (signals: {', '.join(signals)})",
                   highlight=False)
+    named = recs.attrs.get("query_attributes") or []
+    if named:
+        console.print(f"read from the sentence: {escape(', '.join(named))} (those items moved up)", highlight=False)
     if unknown:
         console.print(f"[yellow]{len(unknown)} history item(s) unknown to the model were not used[/] "
                       f"(e.g. {escape(str(unknown[0]))})", highlight=False)

@@ -17,11 +17,22 @@ model: known users, users given only a history, and a brand-new user given only 
 the model's score row is its cold-user score, popularity by default, so the result is text
 relevance with a popularity prior). Users without a query get the model's plain ranking.
 
-The defaults (gate, weight) are the best of a grid on ml-100k P1 valid (bench/intent.py).
+Attribute prior: the sentence is also read for the catalogue's own attribute words (category
+values such as genres or classes, with plurals and the synonyms of `longrec.models.refine`, e.g.
+"funny" -> comedy, "scary" -> horror, and people such as authors or publishers, as the item table
+spells them). Items carrying a recognised attribute pass the gate and get `+attribute_weight`
+(in the standard deviations of the fused score); an attribute negated just before it ("no
+horror", "not too scary", "less violent") gets `-attribute_weight` instead and does not pass the
+gate (a sentence saying "no horror" embeds close to horror items). This reads only the
+sentence and the item table; a sentence with no recognised word is fused exactly as without it.
+
+The defaults (gate, weight, attribute weight) are the best of a grid on ml-100k P1 valid
+(bench/intent.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -31,8 +42,10 @@ from longrec.errors import LongrecError
 from longrec.topk import topk
 
 #: fused = z(model) + w z(text) over the gate; both chosen on ml-100k P1 valid (bench/intent.py)
-DEFAULT_QUERY_WEIGHT = 0.5
-DEFAULT_QUERY_GATE = 0.4
+DEFAULT_QUERY_WEIGHT = 0.25
+DEFAULT_QUERY_GATE = 0.3
+#: the attribute prior (standard deviations of the fused score); chosen on ml-100k P1 valid
+DEFAULT_ATTRIBUTE_WEIGHT = 2.0
 
 
 def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -45,17 +58,119 @@ def _z(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return out
 
 
-def fuse(S: np.ndarray, R: np.ndarray, allowed: np.ndarray, query_weight: float, query_gate: float) -> np.ndarray:
+def fuse(S: np.ndarray, R: np.ndarray, allowed: np.ndarray, query_weight: float, query_gate: float,
+         prior: np.ndarray | None = None, attribute_weight: float = 0.0) -> np.ndarray:
     """The fused rows for model scores S and query–item similarities R (same shape): z(S) +
-    w z(R) over the allowed items, -inf outside the query's gate (its top `query_gate` share by R)."""
+    w z(R) over the allowed items, -inf outside the query's gate (its top `query_gate` share by R).
+    prior (same shape, values in {-1, 0, +1}; `attribute_prior`): + attribute_weight * prior; the
+    items with prior > 0 pass the gate whatever their R, those with prior < 0 only when no gate."""
     rows = _z(S, allowed) + float(query_weight) * _z(R, allowed)
+    use_prior = prior is not None and float(attribute_weight) != 0.0
+    if use_prior:
+        rows += float(attribute_weight) * prior
     if query_gate < 1.0:
         vals = np.where(allowed, R, -np.inf)
+        if use_prior:  # what the sentence rules out does not pass its gate by text likeness
+            vals = np.where(prior < 0, -np.inf, vals)
         n_keep = max(1, int(np.ceil(float(query_gate) * allowed.sum())))
         thr = -np.partition(-vals, n_keep - 1, axis=1)[:, n_keep - 1:n_keep]
-        rows[vals < thr] = -np.inf
+        out = vals < thr
+        if use_prior:
+            out &= ~(prior > 0)
+        rows[out] = -np.inf
     rows[:, ~allowed] = -np.inf
     return rows
+
+
+#: single words never taken for a person's name (the words of a request, not of a catalogue)
+_NOT_NAMES = frozenset("""a an the i me my we you it is are am be to of in on at by for from with and or but not no
+any some more most less few something anything everything nothing someone book books novel novels read reading movie
+movies film films watch watching show want wanted like love good great best new old recommend recommended please
+tonight today one two top other another again""".split())
+_EDGE = ".,!?;:\"'()[]{}“”‘’"
+
+
+def _attribute_index(catalog) -> tuple[dict, int]:
+    """{phrase: (label, mask, needs a capital)} of the catalogue's attribute words (refine's vocabulary of
+    categories, plurals, synonyms and concepts, then people's names), and the longest phrase in
+    words; cached on the catalogue."""
+    got = catalog._cache.get("intent_index")
+    if got is not None:
+        return got
+    index: dict[str, tuple[str, np.ndarray, bool]] = {}
+    for phrase, cats, label in catalog.phrases():
+        mask = np.zeros(len(catalog.titles), bool)
+        for c in cats:
+            mask |= catalog.categories[c]
+        index.setdefault(phrase, (label, mask, False))
+    for name, mask in catalog.people.items():
+        if len(name) >= 3 and name not in _NOT_NAMES:
+            # a one-word name ("Vintage", "Speak") only when the sentence capitalises it
+            index.setdefault(name, (f"{catalog.people_kind.get(name, 'by')} {name}", mask, " " not in name))
+    longest = max((len(p.split()) for p in index), default=1)
+    catalog._cache["intent_index"] = (index, longest)
+    return index, longest
+
+
+def query_attributes(text: str, catalog) -> list[tuple[str, np.ndarray, int]]:
+    """The catalogue attributes a sentence names: [(label, item mask, +1 or -1)], longest phrases
+    first, each word used once. -1 when a negation or "less" ends at most one word before the
+    phrase ("no horror", "nothing too scary", "less violent", "without any horror")."""
+    from longrec.models.refine import _POL, _POL_KIND
+
+    index, longest = _attribute_index(catalog)
+    if not index or not isinstance(text, str):
+        return []
+    clauses = re.split(r"\bbut\b|[,;]|\.\s", " ".join(text.replace("’", "'").split()), flags=re.I)
+    out = []
+    for clause in clauses:
+        cased = clause.split()
+        words = [w.lower() for w in cased]
+        i = 0
+        while i < len(words):
+            hit = None
+            for n in range(min(longest, len(words) - i), 0, -1):
+                raw = " ".join(words[i:i + n]).strip(_EDGE)
+                for cand in (raw, raw[:-2] if raw.endswith("'s") else None):
+                    if cand and cand in index and not (index[cand][2] and not cased[i].strip(_EDGE)[:1].isupper()):
+                        hit = (n, cand)
+                        break
+                if hit:
+                    break
+            if hit is None:
+                i += 1
+                continue
+            n, phrase = hit
+            label, mask, _ = index[phrase]
+            before = " ".join(words[:i])
+            pols = list(_POL.finditer(before))
+            sign = 1
+            if pols and len(before[pols[-1].end():].split()) <= 1:
+                kind = _POL_KIND.get(re.sub(r"\s+", " ", pols[-1].group(1)), "exclude")
+                sign = -1 if kind in ("exclude", "down") else 1
+            out.append(((f"not {label}" if sign < 0 else label), mask, sign))
+            i += n
+    return out
+
+
+def attribute_prior(model, texts: list[str]) -> tuple[np.ndarray, list[list[str]]]:
+    """(rows in {-1, 0, +1} over the model's items, one per text; the labels recognised per text):
+    +1 for items with an attribute the text asks for, -1 for one it rules out (that wins)."""
+    from longrec.models.refine import Catalog
+
+    catalog = Catalog.from_model(model)
+    P = np.zeros((len(texts), len(catalog.titles)), dtype=np.float64)
+    labels = []
+    for r, t in enumerate(texts):
+        found = query_attributes(t, catalog)
+        for _, mask, sign in found:
+            if sign > 0:
+                P[r, mask & (P[r] >= 0)] = 1.0
+        for _, mask, sign in found:
+            if sign < 0:
+                P[r, mask] = -1.0
+        labels.append([lab for lab, _, _ in found])
+    return P, labels
 
 
 def item_text_vectors(model, encoder: str = "default") -> np.ndarray:
@@ -81,7 +196,7 @@ def query_vectors(texts: list[str], encoder: str = "default") -> np.ndarray:
 def recommend_with_queries(model, users=None, histories=None, queries: Mapping | None = None, k: int = 10,
                            exclude_seen: bool = True, candidates: Iterable | None = None,
                            query_weight: float = DEFAULT_QUERY_WEIGHT, query_gate: float = DEFAULT_QUERY_GATE,
-                           encoder: str = "default",
+                           encoder: str = "default", attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                            on_unknown_user: str = "popular", refine=None) -> pd.DataFrame:
     """Top-k per user (user_id, item_id, rank, score) fusing the model's scores with each user's
     query; `queries` maps user_id -> text. Users default to those with a query or a history.
@@ -91,10 +206,14 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
 
     refine: follow-up sentences applied to each user's list (`longrec.models.refine`): one
     text or a list of texts (in order) for every user, or {user_id: text or list}. Then
-    `attrs["refinement"]` holds, per refined user, what each follow-up was understood to ask."""
+    `attrs["refinement"]` holds, per refined user, what each follow-up was understood to ask.
+    `attrs["query_attributes"]`: per user with a query, the catalogue attributes it named (the
+    attribute prior, `attribute_weight`; 0 turns it off)."""
     queries = dict(queries or {})
     if not (np.isfinite(query_weight) and float(query_weight) >= 0.0):
         raise LongrecError(f"query_weight must be a finite number >= 0, got {query_weight!r}.")
+    if not (np.isfinite(attribute_weight) and float(attribute_weight) >= 0.0):
+        raise LongrecError(f"attribute_weight must be a finite number >= 0, got {attribute_weight!r}.")
     if not 0.0 < float(query_gate) <= 1.0:
         raise LongrecError(f"query_gate must be in (0, 1] (the share of items the query lets through), got {query_gate!r}.")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -117,10 +236,13 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     by_str = {str(u): t for u, t in queries.items()}  # ids match as the model matches them: by their text
     qrows = [r for r, u in enumerate(ids) if str(u) in by_str]
     fused = S.copy()
+    named = {}
     if qrows:
         texts = [by_str[str(ids[r])] for r in qrows]
         R = (query_vectors(texts, encoder) @ item_text_vectors(model, encoder).T).astype(np.float64)
-        fused[qrows] = fuse(S[qrows], R, allowed, query_weight, query_gate)
+        P, labels = attribute_prior(model, texts) if attribute_weight else (None, [[] for _ in texts])
+        fused[qrows] = fuse(S[qrows], R, allowed, query_weight, query_gate, P, attribute_weight)
+        named = {ids[r]: lab for r, lab in zip(qrows, labels)}
     fused[:, ~allowed] = -np.inf
     if exclude_seen and len(hist.indices):
         fused[np.repeat(np.arange(len(hist)), hist.lengths()), hist.indices] = -np.inf
@@ -148,6 +270,7 @@ def recommend_with_queries(model, users=None, histories=None, queries: Mapping |
     qset = set(qrows)
     recs.attrs["signals"] = {u: {"history": bool(has_history[r]), "text": r in qset,
                                  "popularity": not bool(has_history[r])} for r, u in enumerate(ids)}
+    recs.attrs["query_attributes"] = named
     if refine is not None:
         recs.attrs["refinement"] = said
     return recs
@@ -181,7 +304,8 @@ def ask(model, text: str | None, user=None, history=None, k: int = 10, candidate
     said = recs.attrs.get("refinement", {}).get(uid)
     if user is None:
         recs["user_id"] = ""
-    recs.attrs = {"signals": signals, "unknown_history_items": unknown}
+    recs.attrs = {"signals": signals, "unknown_history_items": unknown,
+                  "query_attributes": recs.attrs.get("query_attributes", {}).get(uid, [])}
     if refine is not None:
         recs.attrs["refinement"] = said or []
     return recs

@@ -114,7 +114,7 @@ def fused_scores(st, serve_encoder, user_id, history: list, text: str | None, ca
     model's row for the user (training record + `history`) and the query's similarities (the
     model's row alone when `text` is None); seen items (when `exclude_seen`) and non-candidates
     are -inf."""
-    from longrec.models.intent import DEFAULT_QUERY_GATE, DEFAULT_QUERY_WEIGHT, fuse
+    from longrec.models.intent import DEFAULT_ATTRIBUTE_WEIGHT, DEFAULT_QUERY_GATE, DEFAULT_QUERY_WEIGHT, attribute_prior, fuse
 
     m = st.model
     it = intent_state(st, serve_encoder)
@@ -133,8 +133,9 @@ def fused_scores(st, serve_encoder, user_id, history: list, text: str | None, ca
     if text is not None:
         q = it.query_vector(text)
         R = (it.item_vectors() @ q).astype(np.float64)[None, :]
+        P = attribute_prior(m, [text])[0] if DEFAULT_ATTRIBUTE_WEIGHT else None
         F = fuse(S, R, allowed, DEFAULT_QUERY_WEIGHT if query_weight is None else query_weight,
-                 DEFAULT_QUERY_GATE if query_gate is None else query_gate)[0]
+                 DEFAULT_QUERY_GATE if query_gate is None else query_gate, P, DEFAULT_ATTRIBUTE_WEIGHT)[0]
     else:  # a refinement of the history-only list
         F = S[0].copy()
     F[~allowed] = -np.inf
