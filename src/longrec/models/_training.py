@@ -103,3 +103,15 @@ def _say_estimate(name: str, epoch_seconds: float, epochs: int, max_seconds: flo
 def module_checkpoints(net) -> tuple[Callable[[], Any], Callable[[Any], None]]:
     """(snapshot, restore) for a torch module's weights, for train_with_early_stopping."""
     return (lambda: {k: v.clone() for k, v in net.state_dict().items()}), net.load_state_dict
+
+
+def run_training(model, X, valid, text=None) -> dict:
+    """A torch model's training: its own loop `model._train(X, valid, text)` in this process, or
+    with `config.workers > 1` the same loop in data-parallel Ray Train workers. Returns the
+    fit_info entries."""
+    cfg = model.config
+    if cfg.workers > 1:
+        from longrec.models._data_parallel import fit_data_parallel
+
+        return fit_data_parallel(model, X, valid, text, cfg.workers, cfg.ray_address, cfg.num_threads)
+    return model._train(X, valid, text)

@@ -38,14 +38,9 @@ class BPRMF(Recommender):
     Config = BPRConfig
 
     def _fit(self, X, train, valid) -> None:
-        cfg = self.config
-        if cfg.workers > 1:
-            from longrec.models._data_parallel import fit_data_parallel
+        from longrec.models._training import run_training
 
-            self.fit_info_.update(fit_data_parallel(self, X, valid, None, cfg.workers, cfg.ray_address,
-                                                    cfg.num_threads))
-        else:
-            self.fit_info_.update(self._train(X, valid))
+        self.fit_info_.update(run_training(self, X, valid))
 
     def _train(self, X, valid, text=None, comm=None) -> dict:
         """The training loop; returns the fit_info entries. `comm` (longrec.models._data_parallel)

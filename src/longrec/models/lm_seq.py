@@ -149,17 +149,12 @@ class LMSeq(Recommender):
 
     # ---------------------------------------------------------------- training
     def _fit(self, X, train, valid) -> None:
-        cfg = self.config
         t0 = time.perf_counter()
         text = self._item_text()
         self.fit_info_["text_seconds"] = round(time.perf_counter() - t0, 2)
-        if cfg.workers > 1:
-            from longrec.models._data_parallel import fit_data_parallel
+        from longrec.models._training import run_training
 
-            self.fit_info_.update(fit_data_parallel(self, X, valid, text, cfg.workers, cfg.ray_address,
-                                                    cfg.num_threads))
-        else:
-            self.fit_info_.update(self._train(X, valid, text))
+        self.fit_info_.update(run_training(self, X, valid, text))
         self._finish()
 
     def _train(self, X, valid, text, comm=None) -> dict:
