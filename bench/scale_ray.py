@@ -67,39 +67,65 @@ def main() -> None:
     ap.add_argument("--model", default="lm-seq", choices=sorted(MODELS))
     ap.add_argument("--throughput-epochs", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=60, help="cap of the early-stopped quality runs")
+    ap.add_argument("--no-quality", action="store_true", help="throughput only (no early-stopped quality runs)")
+    ap.add_argument("--wait-quiet", type=float, default=120,
+                    help="wait up to this many seconds for the 1-minute load average to fall below 0.6")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite the .md of an earlier run's .json")
     args = ap.parse_args()
+    if args.render:
+        rec = json.loads(Path(args.render).read_text())
+        render(rec, Path(args.render).stem, rec.get("throughput_epochs", args.throughput_epochs))
+        return
     from longrec.data.registry import load_split
 
     split = load_split(args.dataset, "p2", download=False)
+    t_wait = time.time()
+    while os.getloadavg()[0] > 0.6 and time.time() - t_wait < args.wait_quiet:  # let the 1-minute load settle
+        time.sleep(5)
     load_before = os.getloadavg()
     rows = {"throughput": [one(split, w, args.throughput_epochs, False, model=args.model) for w in (1, 2)]}
-    rows["quality"] = [one(split, w, args.epochs, True, model=args.model) for w in (1, 2)]
+    rows["quality"] = [] if args.no_quality else [one(split, w, args.epochs, True, model=args.model) for w in (1, 2)]
     t1, t2 = rows["throughput"]
-    q1, q2 = rows["quality"]
-    summary = {"speedup": round(t2["examples_per_s"] / t1["examples_per_s"], 2),
-               "ndcg_ratio": round(q2["test_ndcg@10"] / q1["test_ndcg@10"], 3)}
+    summary = {"speedup": round(t2["examples_per_s"] / t1["examples_per_s"], 2)}
+    if rows["quality"]:
+        q1, q2 = rows["quality"]
+        summary["ndcg_ratio"] = round(q2["test_ndcg@10"] / q1["test_ndcg@10"], 3)
     rec = {**provenance(),
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "load_before": [round(x, 2) for x in load_before],
                        "load_after": [round(x, 2) for x in os.getloadavg()]},
            "dataset": args.dataset, "protocol": "p2", "model": args.model, "example": MODELS[args.model][1],
-           **rows, **summary}
+           "throughput_epochs": args.throughput_epochs, **rows, **summary}
     RESULTS.mkdir(exist_ok=True)
     stem = f"scale_ray_{args.dataset}" if args.model == "lm-seq" else f"scale_ray_{args.model}_{args.dataset}"
+    if args.no_quality:
+        stem += "_throughput"
     (RESULTS / f"{stem}.json").write_text(json.dumps(rec, indent=2))
-    busy = max(rec["machine"]["load_before"][0], rec["machine"]["load_after"][0]) > 0.5 * (os.cpu_count() or 1)
-    md = [f"# {args.model} on Ray Train, {args.dataset} P2: 1 vs 2 workers (1 thread each)", "",
+    render(rec, stem, args.throughput_epochs)
+
+
+def render(rec: dict, stem: str, throughput_epochs: int) -> None:
+    rows = {"throughput": rec["throughput"], "quality": rec["quality"]}
+    summary = {k: rec[k] for k in ("speedup", "ndcg_ratio") if k in rec}
+    # the load after includes this run's own workers (2 busy cores at the end): only the load before says
+    # whether other work was running
+    busy = rec["machine"]["load_before"][0] > 0.5 * (os.cpu_count() or 1)
+    md = [f"# {rec['model']} on Ray Train, {rec['dataset']} P2: 1 vs 2 workers (1 thread each)", "",
           f"`{rec['command']}` — commit {rec['commit'][:10]}, {rec['date']}, load before/after "
-          f"{rec['machine']['load_before']} / {rec['machine']['load_after']} on {rec['machine']['cores']} cores", ""]
+          f"{rec['machine']['load_before']} / {rec['machine']['load_after']} on {rec['machine']['cores']} cores "
+          "(1-minute, 5-minute, 15-minute averages; the load after includes this run's own workers)", ""]
     if busy:
         md += ["The machine was busy with other work during this run (load average above half its cores): "
                "the throughput figures and their ratio are not a clean measurement.", ""]
-    md += [f"| workers | {MODELS[args.model][1]} / s | train s | test NDCG@10 | valid NDCG@10 | best / run epochs |",
+    md += [f"| workers | {MODELS[rec['model']][1]} / s | train s | test NDCG@10 | valid NDCG@10 | best / run epochs |",
            "|---|---|---|---|---|---|"]
-    for t, q in zip(rows["throughput"], rows["quality"]):
-        md.append(f"| {t['workers']} | {t['examples_per_s']} | {t['train_s']} | {q['test_ndcg@10']} | "
-                  f"{q['valid_ndcg@10']} | {q['best_epoch']} / {q['epochs_run']} |")
-    md += ["", f"Throughput 2 vs 1: {summary['speedup']}x; test NDCG@10 2 vs 1: {summary['ndcg_ratio']}."]
+    for t, q in zip(rows["throughput"], rows["quality"] or [None, None]):
+        qual = (f"{q['test_ndcg@10']} | {q['valid_ndcg@10']} | {q['best_epoch']} / {q['epochs_run']}" if q
+                else "– | – | –")
+        md.append(f"| {t['workers']} | {t['examples_per_s']} | {t['train_s']} | {qual} |")
+    md += ["", f"Throughput 2 vs 1: {summary['speedup']}x" + (f"; test NDCG@10 2 vs 1: {summary['ndcg_ratio']}."
+                                                              if "ndcg_ratio" in summary else
+                                                              f" ({throughput_epochs} epochs each, no validation).")]
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

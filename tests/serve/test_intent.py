@@ -228,3 +228,34 @@ def test_attribute_prior_same_in_library_and_api(make_client, tmp_path, monkeypa
     assert pd.read_csv(tmp_path / "a.csv")["item_id"].tolist() == \
         recommend_with_queries(lib, users=[1], queries={1: "something funny"}, k=6, encoder="hash")["item_id"].tolist()
     assert "read from the sentence: comedy" in " ".join(res.output.split())
+
+
+def _fast_served(client) -> int:
+    mw = client.app.middleware_stack
+    while mw is not None and type(mw).__name__ != "FastPathMiddleware":
+        mw = getattr(mw, "app", None)
+    assert mw is not None
+    return mw.fast.served
+
+
+def test_fused_requests_with_a_cached_query_take_the_fast_path_and_answer_the_same(make_client, world_dir, tmp_path):
+    fast = make_client(model=world_dir, db_url=f"sqlite:///{tmp_path / 'fast.db'}")
+    slow = make_client(model=world_dir, db_url=f"sqlite:///{tmp_path / 'slow.db'}", fast_path=False)
+    bodies = [{"user_id": 1, "text": "a funny comedy", "k": 5}, {"user_id": 2, "text": "a funny comedy"},
+              {"user_id": "nobody", "text": "scary horror", "k": 3, "exclude_seen": False},
+              {"user_id": 3, "text": "scary horror", "k": 4, "explain": True}]
+    assert fast.get("/health").status_code == 200  # builds the middleware stack
+    for body in bodies:
+        before = _fast_served(fast)
+        a, b = fast.post("/recommend", json=body), slow.post("/recommend", json=body)
+        assert a.status_code == b.status_code == 200 and a.content == b.content, body
+        # a sentence seen before (its vector cached) is answered by the fast path, a first use is not
+        first_use = body["text"] not in [x["text"] for x in bodies[:bodies.index(body)]]
+        assert _fast_served(fast) == before + (0 if first_use else 1), body
+    # not the fast path's shape: the full path answers, the same way in both apps
+    for body in ({"user_id": 1, "text": ""}, {"user_id": 1, "text": 5}, {"user_id": 1, "text": "a\x00b"},
+                 {"user_id": 1, "text": "a funny comedy", "pitch": True}, {"user_id": 1, "text": "x" * 6000}):
+        before = _fast_served(fast)
+        a, b = fast.post("/recommend", json=body), slow.post("/recommend", json=body)
+        assert a.status_code == b.status_code and a.json() == b.json(), body
+        assert _fast_served(fast) == before, body

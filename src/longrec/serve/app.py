@@ -443,7 +443,7 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         "Recommendations from a saved longrec model, with a durable event store and new items without retraining."))
     app.state.service = svc
     app.state.metrics = metrics
-    fast = FastPath(s.max_k, s.max_k_costly) if s.fast_path and _has_orjson() else None
+    fast = FastPath(s.max_k, s.max_k_costly, s.max_text_chars) if s.fast_path and _has_orjson() else None
     if fast is not None:  # added first: it runs inside ServeMiddleware (limits, metrics, admission)
         app.add_middleware(FastPathMiddleware, fast=fast)
     app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=s.max_body_bytes,
@@ -625,6 +625,9 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
     if fast is not None:  # the common request's fast path calls this same handler (longrec.serve.fastpath)
         fast.bind(recommend, RecommendRequest, next(r for r in app.routes if getattr(r, "path", "") == "/recommend"),
                   before=None if svc.store.dialect == "sqlite" else svc.sync, inline=svc.store.dialect == "sqlite")
+        from longrec.serve.intent import text_ready
+
+        fast.text_ready = lambda text: text_ready(svc.state, text)
 
     def merge_new_items(st: ServingState, pairs: list[tuple], hist: list, exclude: set, cands, k: int) -> list[tuple]:
         """Insert API-added items unknown to the model (policy in docs/serve.md)."""

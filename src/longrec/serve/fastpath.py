@@ -8,11 +8,14 @@ building the pydantic request model, then validating and re-serialising the resp
   (`user_id` an integer or a 1-256 character string without NUL, `k` an integer in
   1..max_k (..max_k_costly with explain), booleans for `exclude_seen`/`explain`, `rerank`
   absent or "none", and no other field);
+- a `text` (an intent sentence: the fused list of longrec.serve.intent) is taken too when its
+  query vector is already in the serving state's cache (`text_ready`): a sentence's first use,
+  which calls the encoder, stays on the full path and its thread pool, off the event loop;
 - the request object is made with `RecommendRequest.model_construct` (no re-validation) and
   handed to the ordinary `/recommend` handler, so both paths compute the same list;
 - the handler's dict is written with orjson (same keys, same order, no None fields).
 
-Anything else (history, text, candidates, MMR, floats for k, other content types, an error
+Anything else (history, an uncached text, candidates, MMR, floats for k, other content types, an error
 raised by the handler) goes through FastAPI unchanged: the fast path never answers a request
 differently from the full path, it only answers some of them sooner.
 """
@@ -24,19 +27,22 @@ from typing import Any, Callable
 
 log = logging.getLogger("longrec.serve")
 
-_FIELDS = frozenset({"user_id", "k", "exclude_seen", "explain", "rerank"})
+_FIELDS = frozenset({"user_id", "k", "exclude_seen", "explain", "rerank", "text"})
 
 
 class FastPath:
     """Filled in by `create_app` once the handler exists (`bind`)."""
 
-    def __init__(self, max_k: int, max_k_costly: int) -> None:
+    def __init__(self, max_k: int, max_k_costly: int, max_text_chars: int = 0) -> None:
         import orjson
 
         self._loads, self._dumps = orjson.loads, orjson.dumps
         self._opts = orjson.OPT_SERIALIZE_NUMPY
         self.max_k = max_k
         self.max_k_costly = max_k_costly
+        self.max_text_chars = max_text_chars
+        #: text -> whether its query vector is cached (set by `create_app`; None: no text requests)
+        self.text_ready: Callable[[str], bool] | None = None
         self.handler: Callable | None = None
         self.request_model: Any = None
         self.route: Any = None
@@ -70,6 +76,11 @@ class FastPath:
             return None
         if explain and k > self.max_k_costly:
             return None
+        if "text" in d:
+            t = d["text"]
+            if (type(t) is not str or not 1 <= len(t) <= self.max_text_chars or "\x00" in t
+                    or self.text_ready is None or not self.text_ready(t)):
+                return None
         return d
 
     def answer(self, fields: dict) -> bytes | None:

@@ -50,6 +50,10 @@ class QueryCache:
     def __len__(self) -> int:
         return len(self._d)
 
+    def __contains__(self, text: str) -> bool:
+        with self._lock:
+            return text in self._d
+
 
 def library_encoder(serve_encoder, spec: str) -> str:
     """The `longrec.models.intent` encoder spec matching the server's encoder (made from the
@@ -88,6 +92,13 @@ class IntentState:
 
 
 _STATE_LOCK = threading.Lock()
+
+
+def text_ready(st, text: str) -> bool:
+    """Whether a fused request with `text` needs no encoder call on serving state `st` (its
+    item text vectors are built and the query's vector is cached): the fast path's test."""
+    it = getattr(st, "_intent", None)
+    return it is not None and it._items is not None and text in it.queries
 
 
 def intent_state(st, serve_encoder) -> IntentState:
