@@ -259,3 +259,23 @@ def test_fused_requests_with_a_cached_query_take_the_fast_path_and_answer_the_sa
         a, b = fast.post("/recommend", json=body), slow.post("/recommend", json=body)
         assert a.status_code == b.status_code and a.json() == b.json(), body
         assert _fast_served(fast) == before, body
+
+
+def test_response_says_which_catalogue_attributes_the_sentence_named(make_client, tmp_path):
+    from longrec.data.dataset import Dataset
+    from longrec.models.ease import EASE
+
+    items = pd.DataFrame({"item_id": np.arange(1, 21), "title": [f"Film number {i}" for i in range(1, 21)],
+                          "genre": ["Comedy" if i % 2 else "Horror" for i in range(1, 21)]})
+    rows = [(u, int(i)) for u in range(1, 13) for i in range(1 + (u % 2), 21, 4)]
+    d = tmp_path / "g"
+    EASE(l2=10.0, tune_l2=False).fit(Dataset(pd.DataFrame(rows, columns=["user_id", "item_id"]), items=items)).save(d)
+    c = make_client(model=d)
+    body = c.post("/recommend", json={"user_id": 1, "text": "a comedy please, no horror", "k": 5}).json()
+    assert body["understood"] == ["comedy", "not horror"]
+    assert all(it["item_id"] % 2 == 1 for it in body["items"])  # comedies only
+    again = c.post("/recommend", json={"user_id": 1, "text": "a comedy please, no horror", "k": 5})  # cached: fast path
+    assert again.json() == body
+    none = c.post("/recommend", json={"user_id": 1, "text": "something for tonight", "k": 5}).json()
+    assert none["understood"] == []
+    assert "understood" not in c.post("/recommend", json={"user_id": 1, "k": 5}).json()

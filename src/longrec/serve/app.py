@@ -69,6 +69,9 @@ class RecommendResponse(BaseModel):
     signals: Optional[list[str]] = None
     #: per follow-up in `refine`: what was understood (`applied` false: not understood, list unchanged)
     refinement: Optional[list[dict[str, Any]]] = None
+    #: with `text` and a user or history: the catalogue attributes the sentence was read as naming
+    #: (e.g. "Comedy", "not Horror", "by Stephen King"); empty when it names none
+    understood: Optional[list[str]] = None
 
 
 class SimilarResponse(BaseModel):
@@ -582,13 +585,13 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
         fetch = req.k * 3 if req.rerank == "mmr" else req.k
         ignored = [i for i in hist if not st.known_item(i)] if hist else []
         signals = None
-        refined = None
+        refined = understood = None
         if (req.text is not None or req.refine is not None) and (req.user_id is not None or req.history is not None):
             # a sentence and a user, or a follow-up: longrec.models.intent / refine (serve/intent.py)
             from longrec.serve.intent import fused_recommend
 
-            pairs, signals, refined = fused_recommend(st, svc.encoder, user, hist, req.text, fetch, req.exclude_seen,
-                                                      cands, req.refine)
+            pairs, signals, refined, understood = fused_recommend(st, svc.encoder, user, hist, req.text, fetch,
+                                                                  req.exclude_seen, cands, req.refine)
             source_of = _source(st, default="fused" if req.text is not None else "model")
         elif req.text is not None:
             if st.dim is None:
@@ -620,6 +623,8 @@ def create_app(model_dir: str | Path, db_url: str | None = None, settings: Serve
             out["signals"] = signals
         if refined is not None:
             out["refinement"] = refined
+        if req.text is not None and understood is not None:
+            out["understood"] = understood
         return out
 
     if fast is not None:  # the common request's fast path calls this same handler (longrec.serve.fastpath)

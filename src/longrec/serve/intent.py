@@ -73,6 +73,7 @@ class IntentState:
         self.model = model
         self.encoder = encoder
         self.queries = QueryCache()
+        self.priors = QueryCache()  # text -> (attribute prior row, labels recognised)
         self._items: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -84,6 +85,16 @@ class IntentState:
 
                     self._items = np.ascontiguousarray(item_text_vectors(self.model, self.encoder), dtype=np.float32)
         return self._items
+
+    def prior(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """The sentence's attribute prior over the model's items and the attributes it names."""
+        from longrec.models.intent import attribute_prior
+
+        def compute(t):
+            P, labels = attribute_prior(self.model, [t])
+            return P[0], labels[0]
+
+        return self.priors.get(text, compute)
 
     def query_vector(self, text: str) -> np.ndarray:
         from longrec.models.intent import query_vectors
@@ -121,11 +132,11 @@ def signal_list(has_history: bool, has_text: bool) -> list[str]:
 
 def fused_scores(st, serve_encoder, user_id, history: list, text: str | None, candidates: list | None,
                  exclude_seen: bool, query_weight: float | None = None, query_gate: float | None = None):
-    """(fused score row over the model's items, has_history): `longrec.models.intent.fuse` of the
-    model's row for the user (training record + `history`) and the query's similarities (the
-    model's row alone when `text` is None); seen items (when `exclude_seen`) and non-candidates
-    are -inf."""
-    from longrec.models.intent import DEFAULT_ATTRIBUTE_WEIGHT, DEFAULT_QUERY_GATE, DEFAULT_QUERY_WEIGHT, attribute_prior, fuse
+    """(fused score row over the model's items, has_history, the attributes recognised in `text`):
+    `longrec.models.intent.fuse` of the model's row for the user (training record + `history`)
+    and the query's similarities (the model's row alone when `text` is None); seen items (when
+    `exclude_seen`) and non-candidates are -inf."""
+    from longrec.models.intent import DEFAULT_ATTRIBUTE_WEIGHT, DEFAULT_QUERY_GATE, DEFAULT_QUERY_WEIGHT, fuse
 
     m = st.model
     it = intent_state(st, serve_encoder)
@@ -144,24 +155,26 @@ def fused_scores(st, serve_encoder, user_id, history: list, text: str | None, ca
     if text is not None:
         q = it.query_vector(text)
         R = (it.item_vectors() @ q).astype(np.float64)[None, :]
-        P = attribute_prior(m, [text])[0] if DEFAULT_ATTRIBUTE_WEIGHT else None
+        P, labels = it.prior(text)
         F = fuse(S, R, allowed, DEFAULT_QUERY_WEIGHT if query_weight is None else query_weight,
-                 DEFAULT_QUERY_GATE if query_gate is None else query_gate, P, DEFAULT_ATTRIBUTE_WEIGHT)[0]
+                 DEFAULT_QUERY_GATE if query_gate is None else query_gate,
+                 P[None, :] if DEFAULT_ATTRIBUTE_WEIGHT else None, DEFAULT_ATTRIBUTE_WEIGHT)[0]
     else:  # a refinement of the history-only list
-        F = S[0].copy()
+        F, labels = S[0].copy(), []
     F[~allowed] = -np.inf
     if exclude_seen and len(hb.indices):
         F[hb.indices] = -np.inf
     has_history = bool(uidx[0] >= 0 or hb.lengths()[0] > 0)
-    return F, has_history
+    return F, has_history, list(labels)
 
 
 def fused_recommend(st, serve_encoder, user_id, history: list, text: str | None, k: int, exclude_seen: bool,
-                    candidates: list | None, refine=None) -> tuple[list[tuple], list[str], list[dict] | None]:
-    """([(item_id, score)] best first, signals, refinement) for one user: the list
+                    candidates: list | None, refine=None) -> tuple[list[tuple], list[str], list[dict] | None, list[str]]:
+    """([(item_id, score)] best first, signals, refinement, the catalogue attributes recognised in
+    `text`) for one user: the list
     `recommend_with_queries(model, users=[user], histories={user: history}, queries={user: text},
     refine=refine)` gives. `refine`: a follow-up text or a list of them (None: no refinement)."""
-    F, has_history = fused_scores(st, serve_encoder, user_id, history, text, candidates, exclude_seen)
+    F, has_history, understood = fused_scores(st, serve_encoder, user_id, history, text, candidates, exclude_seen)
     said = None
     if refine:
         from longrec.models.refine import Catalog, refine_row
@@ -171,7 +184,7 @@ def fused_recommend(st, serve_encoder, user_id, history: list, text: str | None,
     top, vals = topk(F[None, :], k)
     ok = np.isfinite(vals[0])
     pairs = list(zip(st.model_ids[top[0][ok]].tolist(), vals[0][ok].tolist()))
-    return pairs, signal_list(has_history, text is not None), said
+    return pairs, signal_list(has_history, text is not None), said, understood
 
 
 def add_pitches(st, items: list[dict], text: str) -> None:
