@@ -246,6 +246,9 @@ POLICY_PRESETS: dict[str, dict[str, Any]] = {
     "long-term-bandit": {"model": "itemknn", "bandit": {
         "crowd_weight": 0.4, "features": ["satiation_fast", "satiation_slow", "skipped", "crowd"]}},
     "long-term-bandit-welfare": {"model": "itemknn", "bandit": {"crowd_weight": 0.0}},
+    # every feature with a crowd penalty of 0.4: tuned at full size (943 users x 200 steps, ease world,
+    # seed 100), where popularity is the best myopic policy (bench/long_term_tune_full_*.toml)
+    "long-term-bandit-balanced": {"model": "itemknn", "bandit": {"crowd_weight": 0.4}},
 }
 
 
