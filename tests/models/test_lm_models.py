@@ -245,6 +245,35 @@ def test_lm_seq_fused_cross_entropy_matches_torch():
         torch.testing.assert_close(W2.grad, W.grad)
 
 
+def test_lm_seq_bf16_loss_and_fit_stay_close_to_fp32(synthetic):
+    """precision="bf16": the chunked loss equals F.cross_entropy over bfloat16-rounded inputs
+    (the reference rounds h and W itself) to float32 accuracy in value and close in gradients,
+    and a tiny fit reaches the float32 fit's validation NDCG within noise while scoring in float32."""
+    import torch
+    import torch.nn.functional as F
+    from longrec.models.lm_seq import _fused_linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    h0, W0 = torch.randn(37, 8, generator=g), torch.randn(11, 8, generator=g)
+    y = torch.randint(0, 11, (37,), generator=g)
+    hb, Wb = h0.bfloat16().float().requires_grad_(), W0.bfloat16().float().requires_grad_()
+    ref = F.cross_entropy(hb @ Wb.T, y)
+    ref.backward()
+    h2, W2 = h0.clone().requires_grad_(), W0.clone().requires_grad_()
+    loss = _fused_linear_cross_entropy(bf16=True)(h2, W2, y, 5)
+    loss.backward()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h2.grad, hb.grad, rtol=2e-2, atol=2e-3)
+    torch.testing.assert_close(W2.grad, Wb.grad, rtol=2e-2, atol=2e-3)
+
+    from longrec.models.validation import valid_ndcg
+    train, valid = synthetic
+    fits = {p: _seq(epochs=6, patience=100, precision=p).fit(train, valid) for p in ("fp32", "bf16")}
+    a, b = (valid_ndcg(fits[p], valid) for p in ("fp32", "bf16"))
+    assert abs(a - b) <= 0.1 * max(a, b) + 0.01, (a, b)
+    assert next(fits["bf16"].net_.parameters()).dtype == torch.float32
+
+
 def test_lm_seq_dropout_and_attention_modules():
     """Dropout keeps ~(1 - p) of the entries, rescaled so the mean is kept, and is the identity
     in eval mode; the training attention path (spelled out, for dropout) equals the fused

@@ -65,6 +65,10 @@ class LMSeqConfig(ItemTextConfig):
     window_stride: int | None = Field(None, ge=1, description="training windows every N items "
                                       "(default max_len: long histories give several windows)")
     full_softmax_max_items: int = Field(50_000, ge=1, description="above: sampled softmax with log-Q")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="training matrix multiplies: fp32, or bf16 (torch autocast for the network, bf16 "
+        "products with float32 softmax and accumulation for the loss; fast on CPUs with AMX / AVX-512 BF16). "
+        "Weights, optimiser and scoring stay float32")
     n_negatives: int = Field(512, ge=1, description="shared negatives per batch (sampled softmax)")
     eval_every: int = Field(1, ge=1)
     patience: int = Field(10, ge=1, description="validation checks without improvement before stopping")
@@ -76,27 +80,37 @@ class LMSeqConfig(ItemTextConfig):
     progress: bool = False
 
 
-def _fused_linear_cross_entropy():
+def _fused_linear_cross_entropy(bf16: bool = False):
     """Mean cross-entropy of softmax(h · Wᵀ) against y, computed in row chunks with the
     gradients taken in the same pass, so the (N, n_items) logit matrix never exists whole:
     the same values as F.cross_entropy(h @ W.T, y), about 2.5x faster on CPU, where the
-    full-softmax loss is bound by memory traffic."""
+    full-softmax loss is bound by memory traffic. `bf16`: the three products take bfloat16
+    inputs (float32 results; the softmax and the sums stay float32)."""
     import torch
+
+    low = torch.bfloat16 if bf16 else None
 
     class FusedLinearCE(torch.autograd.Function):
         @staticmethod
         def forward(ctx, h, W, y, chunk: int = 512):
             n = h.shape[0]
             gh, gW, loss = torch.empty_like(h), torch.zeros_like(W), h.new_zeros(())
+            Wl = W.to(low) if low is not None else W
             for s in range(0, n, chunk):
                 hc, yc = h[s:s + chunk], y[s:s + chunk]
-                z = hc @ W.T
+                hl = hc.to(low) if low is not None else hc
+                z = (hl @ Wl.T).float() if low is not None else hc @ W.T
                 lse = torch.logsumexp(z, 1, keepdim=True)
                 loss += (lse.squeeze(1) - z.gather(1, yc[:, None]).squeeze(1)).sum()
                 p = z.sub_(lse).exp_()                    # softmax, in place
                 p[torch.arange(len(yc)), yc] -= 1.0       # d loss / d logits
-                torch.mm(p, W, out=gh[s:s + chunk])
-                gW.addmm_(p.T, hc)
+                if low is None:
+                    torch.mm(p, W, out=gh[s:s + chunk])
+                    gW.addmm_(p.T, hc)
+                else:
+                    pl = p.to(low)
+                    gh[s:s + chunk] = (pl @ Wl).float()
+                    gW += (pl.T @ hl).float()
             ctx.save_for_backward(gh.div_(n), gW.div_(n))
             return loss / n
 
@@ -185,7 +199,8 @@ class LMSeq(Recommender):
         remap = torch.full((n_items + 1,), -1, dtype=torch.long)
         remap[warm_rows] = torch.arange(len(warm))
         sampled = len(warm) > cfg.full_softmax_max_items
-        linear_ce = _fused_linear_cross_entropy()
+        bf16 = cfg.precision == "bf16"
+        linear_ce = _fused_linear_cross_entropy(bf16)
         q = np.power(self.popularity_[warm], 0.75)
         q = torch.from_numpy((q / q.sum()).astype(np.float32))
 
@@ -204,8 +219,11 @@ class LMSeq(Recommender):
                 opt.zero_grad()
                 if len(w):
                     inp, tgt = w[:, :-1], w[:, 1:]
-                    table = self.net_.item_table(keep)
-                    h = self.net_(inp, table)[tgt > 0]          # (N, d) positions with a next item
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        table = self.net_.item_table(keep)
+                        h = self.net_(inp, table)[tgt > 0]      # (N, d) positions with a next item
+                    if bf16:  # the loss reads float32 (its products cast down themselves)
+                        table, h = table.float(), h.float()
                     y = tgt[tgt > 0]                             # (N,) next items (+1)
                     if not sampled:
                         loss = linear_ce(h, table[warm_rows], remap[y])
