@@ -228,6 +228,26 @@ class Recommender:
         np.cumsum(np.bincount(r, minlength=len(user_ids)), out=indptr[1:])
         return uidx, HistoryBatch(indptr, it.astype(np.int64), n_items)
 
+    @staticmethod
+    def _histories_by_batch(user_ids: np.ndarray, extra: pd.DataFrame, batch_size: int):
+        """b -> the rows of `extra` that `_build_histories` would take for batch b (users
+        user_ids[b * batch_size:(b + 1) * batch_size]), in their order: the history table is
+        matched against the user list once, not scanned whole for every batch (at a million
+        users and ten million history rows the scans, not the scoring, took the time)."""
+        if len(extra) == 0 or len(user_ids) <= batch_size:
+            return lambda b: extra
+        keys = pd.Index(pd.Series(user_ids, dtype=object).map(str))
+        if not keys.is_unique:  # two IDs with one text form (1 and "1"): keep the per-batch scan
+            return lambda b: extra
+        pos = keys.get_indexer(extra["user_id"].map(str).to_numpy())
+        keep = np.flatnonzero(pos >= 0)
+        which = pos[keep] // batch_size
+        order = np.argsort(which, kind="stable")
+        grouped = extra.iloc[keep[order]]
+        n_batches = -(-len(user_ids) // batch_size)
+        offsets = np.searchsorted(which[order], np.arange(n_batches + 1), side="left")
+        return lambda b: grouped.iloc[offsets[b]:offsets[b + 1]]
+
     def _users_and_histories(self, users=None, histories=None) -> tuple[np.ndarray, HistoryBatch]:
         """(caller user IDs, their histories): every vocabulary user when neither is given."""
         self._require_fitted()
@@ -335,12 +355,13 @@ class Recommender:
             allowed[cand[cand >= 0]] = True
         out = []
         batches = range(0, len(user_ids), batch_size)
+        parts = self._histories_by_batch(user_ids, extra, batch_size)
         if progress and len(user_ids) > batch_size:
             from rich.progress import track
             batches = track(batches, description=f"recommending ({len(user_ids):,} users)")
         for start in batches:
             ids = user_ids[start:start + batch_size]
-            uidx, hist = self._build_histories(ids, extra)
+            uidx, hist = self._build_histories(ids, parts(start // batch_size))
             s = self._scores_with_fallback(uidx, hist, on_unknown_user)
             out.append(self._topk(ids, s, hist, k, exclude_seen, allowed))
         if not out:
