@@ -73,3 +73,28 @@ def test_ids_with_one_text_form_keep_the_per_batch_scan(data, monkeypatch):
         scan_whole_table(m)
         old = model.recommend(users=users, histories=mixed, k=5, batch_size=8)
     pd.testing.assert_frame_equal(new, old)
+
+
+def test_lm_seq_length_buckets_give_the_max_len_states(monkeypatch):
+    """lm-seq runs short histories padded to 16 or 32 positions, not max_len: each user's state,
+    and so the lists, are bit for bit those of one max_len batch."""
+    import longrec.models.lm_seq as lm_seq
+    from longrec.data.dataset import Dataset
+    from longrec.models.lm_seq import LMSeq
+
+    inter, items = make_synthetic(n_users=40, n_items=120, per_user=55)
+    model = LMSeq({"encoder": "hash", "epochs": 1, "dim": 64, "n_layers": 2, "n_heads": 2, "max_len": 50},
+                  ).fit(Dataset(inter, items))
+    rng = np.random.default_rng(0)
+    hist = {f"new{n}": list(rng.choice(np.arange(1, 121), n, replace=False)) for n in range(1, 60)}
+    users = list(hist) + [1, 2, 3]
+    ids, uidx, batch = model.histories(users=users, histories=hist)
+    assert set(batch.lengths()) >= {1, 16, 17, 32, 33, 50, 59}
+    rows, h = model._last_hidden(batch)
+    new = model.recommend(users=users, histories=hist, k=10, batch_size=16)
+    monkeypatch.setattr(lm_seq, "LAST_HIDDEN_BUCKETS", ())  # every row at max_len, as before the buckets
+    rows_full, h_full = model._last_hidden(batch)
+    old = model.recommend(users=users, histories=hist, k=10, batch_size=16)
+    np.testing.assert_array_equal(rows, rows_full)
+    np.testing.assert_array_equal(h.numpy(), h_full.numpy())
+    pd.testing.assert_frame_equal(new, old)
