@@ -22,7 +22,7 @@ import numpy as np
 #: SEGMENT_MIN_SEGMENTS x k segments) or else torch.topk (when torch is loaded)
 TORCH_MIN_ENTRIES = 1 << 16
 #: the segment path: rows cut into segments of SEGMENT entries (see _segment_topk)
-SEGMENT = 256
+SEGMENT = 512
 SEGMENT_MIN_SEGMENTS = 4
 
 
