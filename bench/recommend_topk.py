@@ -189,7 +189,10 @@ def main() -> None:
     if a.no_write:
         return
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "recommend_topk.json").write_text(json.dumps(stamp(res, prov), indent=1) + "\n")
+    path = RESULTS / "recommend_topk.json"
+    batch_runs = json.loads(path.read_text()).get("batch_runs", []) if path.is_file() else []
+    doc = {**stamp(res, prov), **({"batch_runs": batch_runs} if batch_runs else {})}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
     md = ["# Batch recommendation at 100k items: float32 ranking + torch.topk", "", md_line(prov), "",
           f"lm-seq (hash item encoder) on `longrec synth --users 100000 --items 100000 --interactions 1000000 "
           f"--seed 0`; `model.recommend` for the same {a.users:,} random users, k = {a.k}, batches of 1,024 users, "
@@ -201,6 +204,8 @@ def main() -> None:
           "", f"Speed-up {res['speedup']}x. The {len(ref):,} rows of every run are byte-identical (user, item, rank, "
           "float64 score, same order)."]
     (RESULTS / "recommend_topk.md").write_text("\n".join(md) + "\n")
+    if batch_runs:  # the batch-path rows (--compare batch) stay
+        write_md(doc)
 
 
 def train_model(a) -> None:
@@ -279,6 +284,9 @@ def write_md(doc: dict) -> None:
                      f"{r['users_per_s']['before']:,.0f} | {r['users_per_s']['after']:,.0f} | {r['speedup']}x | "
                      f"{r['load_average']} | `{p['command']}`; `{p['commit'][:12]}`"
                      f"{' (with uncommitted changes)' if p.get('dirty') else ''}; {p['date']} |")
+    notes = [f"- {r['provenance']['date']}: {r['note']}" for r in doc.get("batch_runs", []) if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     md_path.write_text("\n".join(lines) + "\n")
 
 
