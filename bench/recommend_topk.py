@@ -267,8 +267,9 @@ def write_md(doc: dict) -> None:
     text = md_path.read_text()
     head = text.split("\n## Batch recommendation", 1)[0].rstrip("\n")
     lines = [head, "", "## Batch recommendation: the scoring path at 1M users", "",
-             "lm-seq (hash item encoder, max_len 50, one epoch capped at 45 s, seed 0) on `python bench/scale_synthetic.py "
-             "gen --users 1000000 --items 100000 --interactions 10000000` (1M users, 100k items); `model.recommend` "
+             "lm-seq (hash item encoder, max_len 50, one epoch capped at 45 s, seed 0) on "
+             "`python bench/scale_synthetic.py gen --users 1000000 --items 100000 --interactions 10000000` "
+             "(1M users, 100k items); `model.recommend` "
              "for the same random users, k = 10, batches of 1,024 users. \"before\": the library as the torch.topk "
              "change above left it (the inference-time history table scanned whole for every batch, a fresh score "
              "matrix per batch, every history run at max_len positions, torch.topk); \"after\": the history table "

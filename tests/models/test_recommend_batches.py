@@ -23,8 +23,8 @@ def data():
     train = Dataset(inter.drop(last.index).reset_index(drop=True), items)
     # the history: known users' last items, new users, an unknown item, rows in shuffled order
     extra = pd.concat([last[["user_id", "item_id", "timestamp"]],
-                       pd.DataFrame({"user_id": [1000 + j for j in range(25)], "item_id": [1 + j % 40 for j in range(25)],
-                                     "timestamp": 3_000_000}),
+                       pd.DataFrame({"user_id": [1000 + j for j in range(25)],
+                                     "item_id": [1 + j % 40 for j in range(25)], "timestamp": 3_000_000}),
                        pd.DataFrame({"user_id": [5], "item_id": [999], "timestamp": 3_000_001})])
     return train, extra.sample(frac=1.0, random_state=0).reset_index(drop=True)
 
