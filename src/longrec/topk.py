@@ -24,6 +24,7 @@ TORCH_MIN_ENTRIES = 1 << 16
 #: the segment path: rows cut into segments of SEGMENT entries (see _segment_topk)
 SEGMENT = 512
 SEGMENT_MIN_SEGMENTS = 4
+SEGMENT_MAX_GATHER = 4
 
 
 def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,9 +43,10 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if (0 < kk and s2.shape[1] >= SEGMENT_MIN_SEGMENTS * SEGMENT * kk and s2.size >= TORCH_MIN_ENTRIES
             and s2.dtype in (np.float32, np.float64)):
         top = _segment_topk(s2, kk)
-        vals = np.take_along_axis(s2, top, 1)
-        vals[np.isnan(vals)] = -np.inf
-        return (top[0], vals[0]) if one else (top, vals)
+        if top is not None:
+            vals = np.take_along_axis(s2, top, 1)
+            vals[np.isnan(vals)] = -np.inf
+            return (top[0], vals[0]) if one else (top, vals)
     if (torch is not None and 0 < kk < s2.shape[1] and s2.shape[1] > 64 and s2.size >= TORCH_MIN_ENTRIES
             and s2.dtype in (np.float32, np.float64)):
         top = _torch_topk(torch, s2, kk)
@@ -97,14 +99,16 @@ def _torch_topk(torch, s2: np.ndarray, kk: int) -> np.ndarray:
     return top
 
 
-def _segment_topk(s2: np.ndarray, kk: int) -> np.ndarray:
+def _segment_topk(s2: np.ndarray, kk: int) -> np.ndarray | None:
     """Positions of the kk best entries per row, exactly as `topk`, for long rows and small kk:
     each row is cut into segments of SEGMENT entries and every segment's maximum taken (one
     vectorised pass, several times cheaper than torch.topk's); the kk-th largest segment
     maximum t is a lower bound of the row's kk-th best score (kk segments hold a score >= t),
     so the kk best are among the entries >= t of the few segments whose maximum is >= t. Those
     candidates are ordered by (score desc, position asc). NaN counts as -inf; a row of fewer
-    than kk finite scores gathers every segment (correct, only slower)."""
+    than kk finite scores gathers every segment. None when ties or -inf leave more than
+    SEGMENT_MAX_GATHER x kk candidate segments per row on average (e.g. a matrix of one value):
+    the caller then takes another path."""
     n_rows, n = s2.shape
     s2 = np.ascontiguousarray(s2)
     nseg, tail = divmod(n, SEGMENT)
@@ -116,6 +120,8 @@ def _segment_topk(s2: np.ndarray, kk: int) -> np.ndarray:
     segmax = np.where(np.isnan(segmax), -np.inf, segmax)
     t = -np.partition(-segmax, kk - 1, axis=1)[:, kk - 1]  # the kk-th largest segment maximum
     r, g = np.nonzero(segmax >= t[:, None])  # the segments that may hold a top entry
+    if len(r) > SEGMENT_MAX_GATHER * kk * n_rows:
+        return None
     body = g < nseg
     rb, gb = r[body], g[body]
     blocks = full[rb, gb]  # (n_blocks, SEGMENT): copies of those segments

@@ -85,6 +85,7 @@ def segment_path(monkeypatch):
     monkeypatch.setattr(mod, "TORCH_MIN_ENTRIES", 1)
     monkeypatch.setattr(mod, "SEGMENT", 4)
     monkeypatch.setattr(mod, "SEGMENT_MIN_SEGMENTS", 1)
+    monkeypatch.setattr(mod, "SEGMENT_MAX_GATHER", 1 << 30)  # never handed on: ties go through it too
 
 
 @settings(max_examples=400, derandomize=True, deadline=None,
@@ -118,3 +119,17 @@ def test_segment_path_on_a_large_matrix(dtype):
         np.testing.assert_array_equal(top, ref_top)
         np.testing.assert_array_equal(vals, ref_vals)
         assert vals.dtype == s.dtype and top[3, 0] == 30_000
+
+
+def test_segment_path_hands_a_matrix_of_ties_to_the_other_paths():
+    import longrec.topk as mod
+
+    s = np.zeros((6, 30_001), dtype=np.float32)  # every segment holds the k-th value
+    s[0, 20_000] = 1.0
+    s[1] = np.round(np.random.default_rng(2).standard_normal(30_001), 0)
+    assert mod._segment_topk(s, 10) is None
+    for k in (1, 10):
+        top, vals = topk(s, k)
+        ref_top, ref_vals = reference(s, k)
+        np.testing.assert_array_equal(top, ref_top)
+        np.testing.assert_array_equal(vals, ref_vals)
