@@ -98,3 +98,16 @@ def test_lm_seq_length_buckets_give_the_max_len_states(monkeypatch):
     np.testing.assert_array_equal(rows, rows_full)
     np.testing.assert_array_equal(h.numpy(), h_full.numpy())
     pd.testing.assert_frame_equal(new, old)
+
+
+def test_int_vocabulary_lookup_of_object_ids():
+    """recommend's user lists are object arrays: their ints are looked up as int64 keys (fast),
+    with the same answers, and what is not an int stays unknown."""
+    from longrec.data.vocab import IdMap
+
+    m = IdMap(np.arange(1, 2001) * 3)
+    tail = list(range(3, 400, 3))  # longer than 32 ids: the vectorised lookup
+    ids = np.array([3, np.int64(6), 6000, 7, "9", " 12 "] + tail, dtype=object)
+    np.testing.assert_array_equal(m.lookup(ids), [0, 1, 1999, -1, 2, 3] + list(range(len(tail))))
+    odd = np.array([3, 2**70, True, "x", None] + tail, dtype=object)  # no int64 array: the object lookup
+    np.testing.assert_array_equal(m.lookup(odd), [0, -1, -1, -1, -1] + list(range(len(tail))))
