@@ -20,9 +20,11 @@ Writes bench/results/recommend_topk.{json,md}.
 
 "before" is the library as the torch.topk change left it (kept here: the inference-time history
 table scanned whole for every batch of 1,024 users, a fresh score matrix per batch, every
-history run at max_len positions, torch.topk); "after" is the library as it is (the table
-matched once and grouped by batch, scores written into one buffer per call, histories run in
-length buckets of 16/32/max_len positions, the segment-maximum top-k). --histories passes the
+history run at max_len positions, torch.topk, object arrays of int user IDs looked up as objects);
+"after" is the library as it is (the table matched once and grouped by batch, scores written
+into one buffer per call, histories run in length buckets of 16/32/max_len positions, the
+segment-maximum top-k, int user IDs looked up as int64 keys; the first two rows, of
+2026-12-03T19:07, predate the lookup change and have it on neither side). --histories passes the
 train + valid interactions as inference-time history (as `bench/scale_synthetic.py recommend`
 and `longrec recommend --history` do). The rows of both must be byte-identical. Each run adds a
 row to "batch_runs" in bench/results/recommend_topk.json.
@@ -95,6 +97,25 @@ def s25_score(self, users, hist):
     return out
 
 
+def s25_lookup(self, ids):
+    """IdMap.lookup before the int64 keys: an object array stays object (and pandas casts the
+    whole int64 index to object to match it)."""
+    from longrec.data.ids import coerce_like
+
+    if isinstance(ids, (str, int, np.integer)):
+        ids = [ids]
+    arr = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(arr) <= 32:
+        return self._small_lookup(arr)
+    if self.kind == "int" and arr.dtype.kind not in "iu":
+        arr = coerce_like(arr, "int")
+    elif self.kind == "str" and arr.dtype.kind != "O":
+        arr = coerce_like(arr, "str")
+    return self._index.get_indexer(arr).astype(np.int64)
+
+
 def run_batch(model, users, k, histories, legacy: bool):
     """model.recommend as the library is ("after") or as the torch.topk change left it."""
     import longrec.models.lm_seq as lm_seq_mod
@@ -102,9 +123,12 @@ def run_batch(model, users, k, histories, legacy: bool):
     from longrec.models.base import Recommender
     from longrec.models.lm_seq import LMSeq
 
+    from longrec.data.vocab import IdMap
+
     saved = (Recommender.__dict__["_histories_by_batch"], LMSeq.__dict__["_score"], LMSeq.__dict__["_score_into"],
-             lm_seq_mod.LAST_HIDDEN_BUCKETS, topk_mod.SEGMENT_MIN_SEGMENTS)
+             lm_seq_mod.LAST_HIDDEN_BUCKETS, topk_mod.SEGMENT_MIN_SEGMENTS, IdMap.lookup)
     if legacy:
+        IdMap.lookup = s25_lookup
         Recommender._histories_by_batch = staticmethod(lambda ids, extra, bs: (lambda b: extra))
         LMSeq._score = s25_score
         LMSeq._score_into = lambda self, u, h, out: self._score(u, h)
@@ -116,7 +140,7 @@ def run_batch(model, users, k, histories, legacy: bool):
         return time.perf_counter() - t0, recs
     finally:
         (Recommender._histories_by_batch, LMSeq._score, LMSeq._score_into, lm_seq_mod.LAST_HIDDEN_BUCKETS,
-         topk_mod.SEGMENT_MIN_SEGMENTS) = saved
+         topk_mod.SEGMENT_MIN_SEGMENTS, IdMap.lookup) = saved
 
 
 def run(model, users, k, legacy: bool):
@@ -274,7 +298,8 @@ def write_md(doc: dict) -> None:
              "change above left it (the inference-time history table scanned whole for every batch, a fresh score "
              "matrix per batch, every history run at max_len positions, torch.topk); \"after\": the history table "
              "matched once and grouped by batch, scores written into one buffer per call, histories run in length "
-             "buckets of 16 / 32 / 50 positions, the exact segment-maximum top-k. Before and after alternate in one "
+             "buckets of 16 / 32 / 50 positions, the exact segment-maximum top-k, and (rows after the first two, "
+             "which have it on neither side) integer user IDs looked up as int64 keys. Before and after alternate in one "
              "process (medians); the rows of every run are byte-identical (user, item, rank, float64 score, order).",
              "", "| history | users | torch threads | before s | after s | before users/s | after users/s | "
              "speed-up | load average | command, commit, date |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
