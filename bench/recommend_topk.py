@@ -299,8 +299,8 @@ def write_md(doc: dict) -> None:
              "matrix per batch, every history run at max_len positions, torch.topk); \"after\": the history table "
              "matched once and grouped by batch, scores written into one buffer per call, histories run in length "
              "buckets of 16 / 32 / 50 positions, the exact segment-maximum top-k, and (rows after the first two, "
-             "which have it on neither side) integer user IDs looked up as int64 keys. Before and after alternate in one "
-             "process (medians); the rows of every run are byte-identical (user, item, rank, float64 score, order).",
+             "which have it on neither side) integer user IDs looked up as int64 keys. Before and after alternate "
+             "in one process (medians); the rows of every run are byte-identical (user, item, rank, float64 score, order).",
              "", "| history | users | torch threads | before s | after s | before users/s | after users/s | "
              "speed-up | load average | command, commit, date |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in doc.get("batch_runs", []):
