@@ -18,8 +18,13 @@ import sys
 
 import numpy as np
 
-#: matrices with at least this many entries go through torch.topk (when torch is loaded)
+#: matrices with at least this many entries go through the segment path (rows of at least
+#: SEGMENT_MIN_SEGMENTS x k segments) or else torch.topk (when torch is loaded)
 TORCH_MIN_ENTRIES = 1 << 16
+#: the segment path: rows cut into segments of SEGMENT entries (see _segment_topk)
+SEGMENT = 512
+SEGMENT_MIN_SEGMENTS = 4
+SEGMENT_MAX_GATHER = 4
 
 
 def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +40,13 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"topk needs a 1-D or 2-D array, got shape {s.shape}")
     torch = sys.modules.get("torch")
     kk = max(0, min(int(k), s2.shape[1]))
+    if (0 < kk and s2.shape[1] >= SEGMENT_MIN_SEGMENTS * SEGMENT * kk and s2.size >= TORCH_MIN_ENTRIES
+            and s2.dtype in (np.float32, np.float64)):
+        top = _segment_topk(s2, kk)
+        if top is not None:
+            vals = np.take_along_axis(s2, top, 1)
+            vals[np.isnan(vals)] = -np.inf
+            return (top[0], vals[0]) if one else (top, vals)
     if (torch is not None and 0 < kk < s2.shape[1] and s2.shape[1] > 64 and s2.size >= TORCH_MIN_ENTRIES
             and s2.dtype in (np.float32, np.float64)):
         top = _torch_topk(torch, s2, kk)
@@ -85,3 +97,51 @@ def _torch_topk(torch, s2: np.ndarray, kk: int) -> np.ndarray:
         cand = np.flatnonzero(row >= thresh)
         top[r] = cand[np.lexsort((cand, -row[cand]))][:kk]
     return top
+
+
+def _segment_topk(s2: np.ndarray, kk: int) -> np.ndarray | None:
+    """Positions of the kk best entries per row, exactly as `topk`, for long rows and small kk:
+    each row is cut into segments of SEGMENT entries and every segment's maximum taken (one
+    vectorised pass, several times cheaper than torch.topk's); the kk-th largest segment
+    maximum t is a lower bound of the row's kk-th best score (kk segments hold a score >= t),
+    so the kk best are among the entries >= t of the few segments whose maximum is >= t. Those
+    candidates are ordered by (score desc, position asc). NaN counts as -inf; a row of fewer
+    than kk finite scores gathers every segment. None when ties or -inf leave more than
+    SEGMENT_MAX_GATHER x kk candidate segments per row on average (e.g. a matrix of one value):
+    the caller then takes another path."""
+    n_rows, n = s2.shape
+    s2 = np.ascontiguousarray(s2)
+    nseg, tail = divmod(n, SEGMENT)
+    full = s2[:, :nseg * SEGMENT].reshape(n_rows, nseg, SEGMENT)
+    with np.errstate(invalid="ignore"):
+        segmax = np.fmax.reduce(full, axis=2)  # fmax: NaN only where a whole segment is NaN
+        if tail:
+            segmax = np.concatenate([segmax, np.fmax.reduce(s2[:, nseg * SEGMENT:], axis=1)[:, None]], 1)
+    segmax = np.where(np.isnan(segmax), -np.inf, segmax)
+    t = -np.partition(-segmax, kk - 1, axis=1)[:, kk - 1]  # the kk-th largest segment maximum
+    r, g = np.nonzero(segmax >= t[:, None])  # the segments that may hold a top entry
+    if len(r) > SEGMENT_MAX_GATHER * kk * n_rows:
+        return None
+    body = g < nseg
+    rb, gb = r[body], g[body]
+    blocks = full[rb, gb]  # (n_blocks, SEGMENT): copies of those segments
+    i, j = np.nonzero(blocks >= t[rb][:, None])
+    rows, cols, vals = rb[i], gb[i] * SEGMENT + j, blocks[i, j]
+    if tail and not body.all():
+        rt = r[~body]
+        part = s2[rt, nseg * SEGMENT:]
+        it, jt = np.nonzero(part >= t[rt][:, None])
+        rows = np.concatenate([rows, rt[it]])
+        cols = np.concatenate([cols, nseg * SEGMENT + jt])
+        vals = np.concatenate([vals, part[it, jt]])
+    low = np.flatnonzero(t == -np.inf)  # rows of fewer than kk finite scores: NaN entries join as -inf
+    if len(low):
+        nan_r, nan_c = np.nonzero(np.isnan(s2[low]))
+        if len(nan_r):
+            rows = np.concatenate([rows, low[nan_r]])
+            cols = np.concatenate([cols, nan_c])
+            vals = np.concatenate([vals, np.full(len(nan_r), -np.inf, dtype=vals.dtype)])
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols = rows[order], cols[order]
+    start = np.searchsorted(rows, np.arange(n_rows), side="left")
+    return cols[start[:, None] + np.arange(kk)[None, :]].astype(np.int64)

@@ -38,6 +38,11 @@ class IdMap:
             return self._small_lookup(arr)
         if self.kind == "int" and arr.dtype.kind not in "iu":
             arr = coerce_like(arr, "int")
+            if pd.api.types.infer_dtype(arr, skipna=False) == "integer":
+                try:  # int64 keys: an object array would cast the whole int64 index to object per call
+                    arr = arr.astype(np.int64)
+                except OverflowError:
+                    pass
         elif self.kind == "str" and arr.dtype.kind != "O":
             arr = coerce_like(arr, "str")
         return self._index.get_indexer(arr).astype(np.int64)

@@ -228,6 +228,33 @@ class Recommender:
         np.cumsum(np.bincount(r, minlength=len(user_ids)), out=indptr[1:])
         return uidx, HistoryBatch(indptr, it.astype(np.int64), n_items)
 
+    @staticmethod
+    def _histories_by_batch(user_ids: np.ndarray, extra: pd.DataFrame, batch_size: int):
+        """b -> the rows of `extra` that `_build_histories` would take for batch b (users
+        user_ids[b * batch_size:(b + 1) * batch_size]), in their order: the history table is
+        matched against the user list once, not scanned whole for every batch (at a million
+        users and ten million history rows the scans, not the scoring, took the time)."""
+        if len(extra) == 0 or len(user_ids) <= batch_size:
+            return lambda b: extra
+        col = extra["user_id"]
+        if col.dtype.kind in "iu" and pd.api.types.infer_dtype(user_ids, skipna=False) == "integer":
+            # integers match by their text form exactly when they are equal: no text built
+            keys = pd.Index(np.asarray(user_ids, dtype=np.int64))
+            values = col.to_numpy()
+        else:
+            keys = pd.Index(pd.Series(user_ids, dtype=object).map(str))
+            values = col.map(str).to_numpy()
+        if not keys.is_unique:  # two IDs with one text form (1 and "1"): keep the per-batch scan
+            return lambda b: extra
+        pos = keys.get_indexer(values)
+        keep = np.flatnonzero(pos >= 0)
+        which = pos[keep] // batch_size
+        order = np.argsort(which, kind="stable")
+        grouped = extra.iloc[keep[order]]
+        n_batches = -(-len(user_ids) // batch_size)
+        offsets = np.searchsorted(which[order], np.arange(n_batches + 1), side="left")
+        return lambda b: grouped.iloc[offsets[b]:offsets[b + 1]]
+
     def _users_and_histories(self, users=None, histories=None) -> tuple[np.ndarray, HistoryBatch]:
         """(caller user IDs, their histories): every vocabulary user when neither is given."""
         self._require_fitted()
@@ -284,12 +311,19 @@ class Recommender:
         return pd.DataFrame(s[:, cols], index=pd.Index(user_ids, name="user_id"),
                             columns=pd.Index(self.vocab_.items.ids[cols], name="item_id"))
 
-    def _scores_with_fallback(self, uidx: np.ndarray, hist: HistoryBatch, on_unknown_user: str = "popular") -> np.ndarray:
+    def _score_into(self, users: np.ndarray, hist: HistoryBatch, out: np.ndarray) -> np.ndarray:
+        """`_score`, which a model may write into `out` (len(users), n_items) float32, a buffer
+        that `recommend` reuses across its batches; the default ignores it."""
+        return self._score(users, hist)
+
+    def _scores_with_fallback(self, uidx: np.ndarray, hist: HistoryBatch, on_unknown_user: str = "popular",
+                              out: np.ndarray | None = None) -> np.ndarray:
         cold = (uidx < 0) & (hist.lengths() == 0)
         if cold.any() and on_unknown_user == "error":
             raise LongrecError(f"{int(cold.sum())} user(s) are unknown to the model and have no history; "
                                "pass their history, or use on_unknown_user='popular'.")
-        s = np.asarray(self._score(uidx, hist), dtype=np.float32)
+        s = np.asarray(self._score(uidx, hist) if out is None else self._score_into(uidx, hist, out),
+                       dtype=np.float32)
         if cold.any():
             s = s if s.flags.writeable else s.copy()
             s[cold] = self._cold_user_scores(s[cold])
@@ -335,13 +369,19 @@ class Recommender:
             allowed[cand[cand >= 0]] = True
         out = []
         batches = range(0, len(user_ids), batch_size)
+        parts = self._histories_by_batch(user_ids, extra, batch_size)
         if progress and len(user_ids) > batch_size:
             from rich.progress import track
             batches = track(batches, description=f"recommending ({len(user_ids):,} users)")
+        # models whose scores are a new matrix per batch write them into one buffer, reused by
+        # every batch (at 100k items a fresh 400 MB matrix per 1,024 users cost its page faults)
+        buf = None
+        if self.fresh_scores and len(user_ids) > batch_size:
+            buf = np.empty((batch_size, len(self.vocab_.items)), dtype=np.float32)
         for start in batches:
             ids = user_ids[start:start + batch_size]
-            uidx, hist = self._build_histories(ids, extra)
-            s = self._scores_with_fallback(uidx, hist, on_unknown_user)
+            uidx, hist = self._build_histories(ids, parts(start // batch_size))
+            s = self._scores_with_fallback(uidx, hist, on_unknown_user, out=None if buf is None else buf[:len(ids)])
             out.append(self._topk(ids, s, hist, k, exclude_seen, allowed))
         if not out:
             return pd.DataFrame(columns=RECS_COLUMNS)

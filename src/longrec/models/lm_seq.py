@@ -38,6 +38,10 @@ from longrec.models._lm_items import ItemTextConfig
 from longrec.models.base import HistoryBatch, Recommender
 
 
+#: padded lengths of the inference buckets (see LMSeq._last_hidden); rows longer run at max_len
+LAST_HIDDEN_BUCKETS = (16, 32)
+
+
 # ============================================================================ config
 class LMSeqConfig(ItemTextConfig):
     mode: Literal["lm+id", "id-only", "text-only"] = Field(
@@ -270,16 +274,30 @@ class LMSeq(Recommender):
 
     # ---------------------------------------------------------------- inference
     def _score(self, users: np.ndarray, hist: HistoryBatch) -> np.ndarray:
+        return LMSeq._score_into(self, users, hist, None)
+
+    def _score_into(self, users: np.ndarray, hist: HistoryBatch, out: np.ndarray | None) -> np.ndarray:
+        """The scores, written into `out` when given (recommend's buffer: torch.mm into it gives
+        the bits of the product it would otherwise allocate), else into a new matrix."""
         import torch
 
+        if out is not None and type(self)._score is not LMSeq._score:  # a subclass changes the scores
+            return self._score(users, hist)
         rows, h_last = self._last_hidden(hist)
+        T = self._table[1:].T
         if len(rows) == len(users):  # every row has a history: the product is the matrix (no zeros + copy)
             with torch.no_grad():
-                return (h_last @ self._table[1:].T).numpy()
-        out = np.zeros((len(users), hist.n_items), dtype=np.float32)
+                if out is None:
+                    return (h_last @ T).numpy()
+                torch.mm(h_last, T, out=torch.from_numpy(out))
+                return out
+        if out is None:
+            out = np.zeros((len(users), hist.n_items), dtype=np.float32)
+        else:
+            out.fill(0.0)
         if len(rows):
             with torch.no_grad():
-                out[rows] = (h_last @ self._table[1:].T).numpy()
+                out[rows] = (h_last @ T).numpy()
         return out
 
     def _last_hidden(self, hist: HistoryBatch):
@@ -291,9 +309,29 @@ class LMSeq(Recommender):
         rows = np.flatnonzero(lens > 0)
         if not len(rows):
             return rows, torch.zeros((0, self.config.dim))
+        # histories are right-padded and attention is causal, so a history of n items needs only
+        # the first n positions: rows are run in buckets padded to 16, 32 or max_len positions
+        # instead of all at max_len (most histories are short: ~3x less work at max_len 50). The
+        # buckets are multiples of the 16-float vectors and 32-position blocks of torch's CPU
+        # attention kernel, so the extra padding only adds exact zeros: each row's state came
+        # out the same, bit for bit, as in one max_len batch (torch 2.13, AVX-512; a length such
+        # as 40 does not). tests/models/test_recommend_batches.py and bench/recommend_topk.py
+        # check it.
+        L = self.config.max_len
+        n = lens[rows]
+        edges = [e for e in LAST_HIDDEN_BUCKETS if e < L] + [L]
+        h_last = torch.empty((len(rows), self.config.dim))
+        lo = 0
         with torch.no_grad():
-            h = self.net_(torch.from_numpy(seq[rows]), self._table)
-            return rows, h[torch.arange(len(rows)), torch.from_numpy(lens[rows] - 1)]
+            for e in edges:
+                sel = np.flatnonzero((n > lo) & (n <= e))
+                lo = e
+                if not len(sel):
+                    continue
+                part = seq[rows[sel]] if e == L else np.ascontiguousarray(seq[rows[sel], :e])
+                h = self.net_(torch.from_numpy(part), self._table)
+                h_last[torch.from_numpy(sel)] = h[torch.arange(len(sel)), torch.from_numpy(n[sel] - 1)]
+        return rows, h_last
 
     # ---------------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:
