@@ -69,7 +69,8 @@ def train(a) -> None:
     t0 = time.perf_counter()
     ds = dataset_from_frames(d.interactions("train"), items=d.root / "items.csv")
     read_s = time.perf_counter() - t0
-    m = LMSeq({**SEQ, "workers": a.workers, "num_threads": a.workers})
+    extra = json.loads(a.config) if a.config else {}
+    m = LMSeq({**SEQ, **extra, "workers": a.workers, "num_threads": a.workers})
     t0 = time.perf_counter()
     m.fit(ds)
     wall = time.perf_counter() - t0
@@ -79,6 +80,7 @@ def train(a) -> None:
     per_worker = n_windows / max(info["train_seconds"], 1e-9) / a.workers
     append({"stage": "train", "data": str(a.data), "train_interactions": len(ds), "items": m.meta_["n_items"],
             "workers": a.workers, "threads_per_worker": 1, "epochs": 1, "windows": n_windows,
+            "config": {k: v for k, v in extra.items()},
             "read_s": round(read_s, 1), "fit_wall_s": round(wall, 1), "train_s": info["train_seconds"],
             "windows_per_s_per_worker": round(per_worker, 1),
             "worker_peak_rss_mb": info.get("worker_peak_rss_mb"), "driver_peak_rss_mb": peak_rss_mb()})
@@ -136,7 +138,7 @@ def report(a) -> None:
     lines += ["", "## lm-seq, one epoch on Ray Train (1 torch thread per worker, hash item encoder, full softmax)", "",
               "| data | train interactions | items | workers | windows | train s | windows/s per worker | "
               "peak RSS per worker MB | driver peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {Path(r['data']).name} | {r['train_interactions']:,} | {r['items']:,} | {r['workers']} | "
+    lines += [f"| {Path(r['data']).name}{' (' + json.dumps(r['config']) + ')' if r.get('config') else ''} | {r['train_interactions']:,} | {r['items']:,} | {r['workers']} | "
               f"{r['windows']:,} | {r['train_s']} | {r['windows_per_s_per_worker']} | "
               f"{', '.join(str(x) for x in r['worker_peak_rss_mb'] or [])} | {r['driver_peak_rss_mb']:,} |"
               for r in rows if r["stage"] == "train"]
@@ -170,6 +172,7 @@ def main() -> None:
     t.add_argument("--data", required=True)
     t.add_argument("--workers", type=int, default=2)
     t.add_argument("--out", required=True)
+    t.add_argument("--config", default=None, help='JSON over the lm-seq settings, e.g. \'{"precision": "bf16"}\'')
     r = sub.add_parser("recommend")
     r.add_argument("--data", required=True)
     r.add_argument("--model", required=True)
