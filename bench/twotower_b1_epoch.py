@@ -36,6 +36,8 @@ def main() -> None:
                     help="the config knob (default: the model's); below 12,339 B1 trains with sampled softmax")
     ap.add_argument("--n-negatives", type=int, default=None, help="sampled negatives per step (sampled softmax)")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the fit after this many seconds")
+    ap.add_argument("--patience", type=int, default=1000,
+                    help="early stopping patience in epochs (default 1000: run all --epochs)")
     ap.add_argument("--tables", action="store_true", help="only rewrite the .md/.json from the .jsonl rows")
     args = ap.parse_args()
     if args.tables:
@@ -49,7 +51,8 @@ def main() -> None:
     items, users = read_items(d / "items.csv"), read_users(d / "users.csv")
     sp = {p: Dataset(read_interactions(d / f"{p}.csv"), items, users, name=f"b1/{p}") for p in ("train", "valid")}
     knobs = {k: v for k, v in (("full_softmax_max_items", args.full_softmax_max_items),
-                                ("n_negatives", args.n_negatives), ("max_seconds", args.max_seconds)) if v is not None}
+                                ("n_negatives", args.n_negatives), ("max_seconds", args.max_seconds),
+                                ("patience", args.patience if args.patience != 1000 else None)) if v is not None}
     model = LMTwoTower({"epochs": args.epochs, "patience": 1000, "progress": True, "num_threads": args.threads, **knobs})
     t0 = time.perf_counter()
     model.fit(sp["train"], valid=sp["valid"])
@@ -65,7 +68,7 @@ def main() -> None:
     row = {"label": args.label, "commit": commit, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "epochs": args.epochs, "threads": args.threads, "loss": loss, "config": knobs, "epoch_seconds": per_epoch,
            "median_epoch_seconds": statistics.median(per_epoch), "valid_curve": curve,
-           "valid_ndcg@10": info.get("valid_ndcg@10"), "text_seconds": info.get("text_seconds"),
+           "valid_ndcg@10": info.get("valid_ndcg@10"), "best_epoch": info.get("best_epoch"), "text_seconds": info.get("text_seconds"),
            "fit_wall_s": round(wall, 1), "load_average": [round(x, 2) for x in os.getloadavg()],
            "code": str(Path(longrec.__file__).parents[1]),
            "command": f"PYTHONPATH={Path(longrec.__file__).parents[1]} HF_HUB_OFFLINE=1 python bench/twotower_b1_epoch.py "
@@ -88,12 +91,14 @@ def write_tables() -> None:
           "early stopping; an epoch = one pass over the 228,245 training pairs + the valid NDCG@10 ranking after it. "
           "`before` runs the source tree of the commit before the change (`git archive 7b26f10 src`), `after` this "
           "branch; the rows alternate so that both see the same machine load (the 2-core machine is shared).", "",
-          "| label | code | loss | date (UTC) | epochs | s per epoch (each) | median s/epoch | valid NDCG@10 per epoch | load avg (1, 5, 15 min) | command |",
-          "|---|---|---|---|---:|---|---:|---|---|---|"]
+          "| label | code | loss | date (UTC) | epochs | s per epoch (each) | median s/epoch | valid NDCG@10 per epoch | best valid NDCG@10 (epoch) | load avg (1, 5, 15 min) | command |",
+          "|---|---|---|---|---:|---|---:|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['label']} | {r['commit'][:7] if r['label'] != 'before' else '7b26f10 src'} | {r.get('loss', 'full softmax')} | {r['date']} | {r['epochs']} | "
                   f"{', '.join(f'{x:g}' for x in r['epoch_seconds'])} | {r['median_epoch_seconds']:g} | "
-                  f"{', '.join(f'{c[1]:.6f}' for c in r['valid_curve'])} | {', '.join(f'{x:g}' for x in r['load_average'])} | "
+                  f"{', '.join(f'{c[1]:.6f}' for c in r['valid_curve'])} | "
+                  f"{r['valid_ndcg@10']:.6f} ({r.get('best_epoch', max(r['valid_curve'], key=lambda c: c[1])[0])}) | "
+                  f"{', '.join(f'{x:g}' for x in r['load_average'])} | "
                   f"`{r['command']}` |")
     (RESULTS / "twotower_b1_epoch.md").write_text("\n".join(md) + "\n")
 
