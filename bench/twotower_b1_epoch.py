@@ -98,8 +98,8 @@ def write_tables() -> None:
     md = ["# lm-twotower on Book-Crossing B1: seconds per epoch", "",
           "One process, dim 64, batch 512; the loss column says full softmax over the 12,339 books (the default up to "
           "commit 244b9d9: `full_softmax_max_items` 50,000) or sampled softmax with log-Q correction over the batch's "
-          "targets + `--n-negatives` sampled books (`--full-softmax-max-items` below 12,339; the default from the "
-          "commit after 244b9d9: 10,000 and 2048 negatives; `--full-softmax-max-items 50000` gives the full "
+          "targets + `--n-negatives` sampled books (`--full-softmax-max-items` below 12,339; the default from commit "
+          "c3c2572: 10,000 and 2048 negatives; `--full-softmax-max-items 50000` gives the full "
           "softmax again). Epochs run without "
           "early stopping unless the command sets `--patience`; an epoch = one pass over the 228,245 training pairs + the valid NDCG@10 ranking after it. "
           "`before` runs the source tree of the commit before the change (`git archive 7b26f10 src`), `after` this "
