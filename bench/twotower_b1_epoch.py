@@ -105,7 +105,7 @@ def write_tables() -> None:
           "`before` runs the source tree of the commit before the change (`git archive 7b26f10 src`), `after` this "
           "branch; the rows alternate so that both see the same machine load (the 2-core machine is shared). "
           "Wall seconds move with the other jobs on the machine (see the load column); CPU s/epoch (the fit's "
-          "process CPU time over its epochs, 2 threads) moves less and is the fairer ratio between rows.", "",
+          "process CPU time over its epochs, at the row's thread count) moves less and is the fairer ratio between rows.", "",
           "| label | code | loss | date (UTC) | epochs | s per epoch (each) | median s/epoch | CPU s/epoch (fit CPU / epochs) | valid NDCG@10 per epoch | best valid NDCG@10 (epoch) | load avg (1, 5, 15 min) | command |",
           "|---|---|---|---|---:|---|---:|---:|---|---|---|---|"]
     for r in rows:
