@@ -321,3 +321,33 @@ def test_example_p1_blend_config_is_a_valid_blend():
     for m in cfg.models:  # every member config is valid for its model (typos fail here, not after training)
         get_model_class(m.name).Config(**m.config)
     assert cfg.models[1].config["item_weight"] == 4.0
+
+
+def test_twotower_item_vectors_of_some_items_are_those_rows_of_all():
+    """item_vectors(keep, idx=...) runs the item tower on the rows `idx` alone (sampled softmax
+    steps): the same vectors and biases as the full call's rows, with `keep` given per row, and
+    gradients only into those items' ID rows."""
+    import torch
+
+    from longrec.models.twotower_net import TwoTowerNet
+
+    torch.manual_seed(0)
+    text = np.random.default_rng(0).normal(size=(20, 12)).astype(np.float32)
+    net = TwoTowerNet(text, 8)
+    with torch.no_grad():
+        net.ids.weight.normal_()
+        net.bias_id.normal_()
+        net.id_mask[5:8] = 0.0  # cold items: no ID part
+    keep = (torch.rand(20) >= 0.5).float()
+    idx = torch.tensor([3, 0, 7, 19, 6, 11])
+    F, b = net.item_vectors(keep)
+    Fs, bs = net.item_vectors(keep[idx], idx=idx)
+    assert Fs.shape == (6, 8) and bs.shape == (6,)
+    assert torch.allclose(Fs, F[idx], atol=1e-6) and torch.allclose(bs, b[idx], atol=1e-6)
+    F0, b0 = net.item_vectors()
+    Fs0, bs0 = net.item_vectors(idx=idx)
+    assert torch.allclose(Fs0, F0[idx], atol=1e-6) and torch.allclose(bs0, b0[idx], atol=1e-6)
+    (Fs.sum() + bs.sum()).backward()
+    touched = set(torch.nonzero(net.ids.weight.grad.abs().sum(1) > 0).flatten().tolist())
+    live = (keep * net.id_mask)[idx] > 0  # rows whose ID part was kept (not dropped, not cold)
+    assert touched == set(idx[live].tolist()) and live.any() and not live.all()

@@ -68,9 +68,19 @@ class TwoTowerNet(nn.Module):
             self.w_u = nn.Linear(d, 1)
             self.w_i = nn.Linear(d, 1)
 
-    def item_vectors(self, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def item_vectors(self, keep: torch.Tensor | None = None,
+                     idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(n_items, d) item vectors and (n_items,) biases; `keep` (n_items,) in {0,1} drops
-        ID parts during training."""
+        ID parts during training. With `idx` (k,) item indices: only those items' rows, (k, d)
+        and (k,), and `keep` is (k,) (one entry per row), so that a step that reads a few items
+        (sampled softmax) runs the item tower, and its backward, on those items alone."""
+        if idx is not None:
+            m = self.id_mask[idx] if keep is None else self.id_mask[idx] * keep
+            text = self.text[idx]
+            f = self.proj(text)
+            if self.use_id:
+                f = f + self.ids(idx) * m[:, None]
+            return f, self.bias_text(text).squeeze(1) + self.bias_id[idx] * m
         m = self.id_mask if keep is None else self.id_mask * keep
         f = self.proj(self.text)
         if self.use_id:
