@@ -351,3 +351,19 @@ def test_twotower_item_vectors_of_some_items_are_those_rows_of_all():
     touched = set(torch.nonzero(net.ids.weight.grad.abs().sum(1) > 0).flatten().tolist())
     live = (keep * net.id_mask)[idx] > 0  # rows whose ID part was kept (not dropped, not cold)
     assert touched == set(idx[live].tolist()) and live.any() and not live.all()
+
+
+def test_lm_twotower_bf16_fits_stay_close_to_fp32(synthetic):
+    """precision="bf16" (autocast for the towers and scores, float32 loss): full and sampled
+    softmax fits reach the float32 fit's validation NDCG within noise; weights stay float32."""
+    import torch
+    from longrec.models.lm_twotower import LMTwoTower
+    from longrec.models.validation import valid_ndcg
+
+    train, valid = synthetic
+    for kw in ({}, {"full_softmax_max_items": 5, "n_negatives": 8}):
+        a, b = (valid_ndcg(LMTwoTower(_TT_FAST, epochs=6, precision=p, **kw).fit(train, valid), valid)
+                for p in ("fp32", "bf16"))
+        assert abs(a - b) <= 0.1 * max(a, b) + 0.01, (kw, a, b)
+    m = LMTwoTower(_TT_FAST, epochs=1, precision="bf16").fit(train, valid)
+    assert all(p.dtype == torch.float32 for p in m.net_.parameters())

@@ -68,6 +68,10 @@ class LMTwoTowerConfig(ItemTextConfig):
         "epoch of the full softmax, valid NDCG@10 at parity for the same wall time (bench/NOTES.md)")
     n_negatives: int = Field(2048, ge=1, description="sampled negatives per step (sampled softmax); 1024 lost "
                              "~4% valid NDCG@10 on B1 after 2 epochs, 2048 did not")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="training matrix multiplies: fp32, or bf16 (torch autocast for both towers and the "
+        "scores; the softmax/loss in float32; fast on CPUs with AMX / AVX-512 BF16). Weights, optimiser and "
+        "scoring stay float32")
     eval_every: int = Field(1, ge=1)
     patience: int = Field(8, ge=1)
     valid_items: Literal["all", "cold"] = Field(
@@ -181,6 +185,11 @@ class LMTwoTower(Recommender):
         def tempered(logits):  # / temperature; x / 1.0 == x, so the default skips a (B, n_items) pass and its backward
             return logits if cfg.temperature == 1.0 else logits / cfg.temperature
 
+        bf16 = cfg.precision == "bf16"
+
+        def amp():  # bf16 autocast for the towers and the score products (a no-op in fp32)
+            return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
         def sampled_loss(u, slot):
             """Sampled softmax with log-Q correction: the batch's targets (in-batch negatives for
             the other rows) and `n_negatives` items drawn from q. The item tower runs only on the
@@ -193,12 +202,14 @@ class LMTwoTower(Recommender):
             cand = torch.cat([remap[tgt], neg])
             need, inv = torch.unique(torch.cat([hist.reshape(-1), warm_idx[cand]]), return_inverse=True)
             keep = (torch.rand(len(need)) >= cfg.id_dropout).float()
-            Fi, bi = self.net_.item_vectors(keep, idx=need)             # rows of `need` only
             w = w_t[u].clone()
             w[torch.arange(n), slot] = 0.0                                # hold the target out of the input
-            U = self.net_.user_vectors(Fi, inv[:hist.numel()].view_as(hist), w, None if Ut is None else Ut[u])
             rows = inv[hist.numel():]
-            logits = tempered(self.net_.scores(U, Fi[rows], bi[rows]))
+            with amp():
+                Fi, bi = self.net_.item_vectors(keep, idx=need)         # rows of `need` only
+                U = self.net_.user_vectors(Fi, inv[:hist.numel()].view_as(hist), w, None if Ut is None else Ut[u])
+                logits = self.net_.scores(U, Fi[rows], bi[rows])
+            logits = tempered(logits.float() if bf16 else logits)
             logits = logits - torch.log(q[cand] * cfg.n_negatives)[None, :]
             # each row's positive sits in column r; other rows' positives are negatives too
             logits[:, :n] = logits[:, :n].masked_fill(
@@ -228,20 +239,26 @@ class LMTwoTower(Recommender):
                     opt.step()
                     continue
                 keep = (torch.rand(n_items) >= cfg.id_dropout).float()
-                Fi, bi = self.net_.item_vectors(keep)
                 w = w_t[u].clone()
                 w[torch.arange(len(b)), slot] = 0.0            # hold the target out of the input
                 tgt = seq_t[u, slot]
-                U = self.net_.user_vectors(Fi, seq_t[u], w, None if Ut is None else Ut[u])
+                with amp():
+                    Fi, bi = self.net_.item_vectors(keep)
+                    U = self.net_.user_vectors(Fi, seq_t[u], w, None if Ut is None else Ut[u])
+                    if cfg.loss == "bpr" or (not sampled and all_warm):  # the same logits without copying Fi/bi
+                        su = self.net_.scores(U, Fi, bi)
+                    else:
+                        su = self.net_.scores(U, Fi[warm_idx], bi[warm_idx])
+                if bf16:
+                    su = su.float()
                 if cfg.loss == "bpr":
                     neg = warm_idx[torch.randint(len(warm_idx), (len(b),))]
-                    su = self.net_.scores(U, Fi, bi)
                     x = su[torch.arange(len(b)), tgt] - su[torch.arange(len(b)), neg]
                     loss = -F_.logsigmoid(x).mean()
-                elif not sampled and all_warm:  # the same logits without copying Fi/bi (and back)
-                    loss = F_.cross_entropy(tempered(self.net_.scores(U, Fi, bi)), tgt)
+                elif not sampled and all_warm:
+                    loss = F_.cross_entropy(tempered(su), tgt)
                 else:
-                    loss = F_.cross_entropy(tempered(self.net_.scores(U, Fi[warm_idx], bi[warm_idx])), remap[tgt])
+                    loss = F_.cross_entropy(tempered(su), remap[tgt])
                 opt.zero_grad()
                 loss.backward()
                 if comm is not None:
