@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the fit after this many seconds")
     ap.add_argument("--patience", type=int, default=1000,
                     help="early stopping patience in epochs (default 1000: run all --epochs)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="training precision (default: the model's)")
     ap.add_argument("--tables", action="store_true", help="only rewrite the .md/.json from the .jsonl rows")
     args = ap.parse_args()
     if args.tables:
@@ -52,13 +53,16 @@ def main() -> None:
     sp = {p: Dataset(read_interactions(d / f"{p}.csv"), items, users, name=f"b1/{p}") for p in ("train", "valid")}
     knobs = {k: v for k, v in (("full_softmax_max_items", args.full_softmax_max_items),
                                 ("n_negatives", args.n_negatives), ("max_seconds", args.max_seconds),
-                                ("patience", args.patience if args.patience != 1000 else None)) if v is not None}
+                                ("patience", args.patience if args.patience != 1000 else None),
+                                ("precision", args.precision)) if v is not None}
     model = LMTwoTower({"epochs": args.epochs, "patience": 1000, "progress": True, "num_threads": args.threads, **knobs})
     t0, c0 = time.perf_counter(), _cpu_seconds()
     model.fit(sp["train"], valid=sp["valid"])
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     cfg, n_warm = model.config, int((model.popularity_ > 0).sum())  # the rule lm-twotower's _train applies
     loss = f"sampled softmax, {cfg.n_negatives} negatives" if n_warm > cfg.full_softmax_max_items else "full softmax"
+    if cfg.precision != "fp32":
+        loss += f", {cfg.precision}"
     info = model.fit_info_
     curve = info["valid_curve"]
     ends = [c[2] for c in curve]
@@ -74,7 +78,8 @@ def main() -> None:
            "code": str(Path(longrec.__file__).parents[1]),
            "command": f"PYTHONPATH={Path(longrec.__file__).parents[1]} HF_HUB_OFFLINE=1 python bench/twotower_b1_epoch.py "
                       f"--epochs {args.epochs} --label {args.label} --threads {args.threads}"
-                      + "".join(f" --{k.replace('_', '-')} {v:g}" for k, v in knobs.items())}
+                      + "".join(f" --{k.replace('_', '-')} {v if isinstance(v, str) else format(v, 'g')}"
+                              for k, v in knobs.items())}
     RESULTS.mkdir(exist_ok=True)
     with (RESULTS / "twotower_b1_epoch.jsonl").open("a") as f:
         f.write(json.dumps(row) + "\n")
