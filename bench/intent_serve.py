@@ -146,24 +146,21 @@ def main() -> None:
     users = [int(u) for u in parts["test"]["user_id"].unique()]
     runs = {}
     load_before = [round(x, 2) for x in os.getloadavg()]
-    app = create_app(tmp / "m", db_url=f"sqlite:///{tmp / 'events.db'}", settings=ServeSettings(api_key=""))
-    c = TestClient(app)
 
-    def post_inproc(body):
-        r = c.post("/recommend", json=body)
-        return r.status_code, r.json()
+    def in_process(db: str, **settings):
+        """post(body) -> (status, json) through TestClient on a fresh app."""
+        c = TestClient(create_app(tmp / "m", db_url=f"sqlite:///{tmp / db}",
+                                  settings=ServeSettings(api_key="", **settings)))
 
-    runs["in-process (TestClient)"] = measure(post_inproc, users, args.n)
-    if args.compare_full_path:
-        app2 = create_app(tmp / "m", db_url=f"sqlite:///{tmp / 'events2.db'}",
-                          settings=ServeSettings(api_key="", fast_path=False))
-        c2 = TestClient(app2)
-
-        def post_full(body):
-            r = c2.post("/recommend", json=body)
+        def post(body):
+            r = c.post("/recommend", json=body)
             return r.status_code, r.json()
 
-        runs["in-process, fast path off"] = measure(post_full, users, args.n)
+        return post
+
+    runs["in-process (TestClient)"] = measure(in_process("events.db"), users, args.n)
+    if args.compare_full_path:
+        runs["in-process, fast path off"] = measure(in_process("events2.db", fast_path=False), users, args.n)
     if args.server:
         srv = _Server(tmp / "m", tmp)
         try:
